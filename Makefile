@@ -1,0 +1,44 @@
+# One entry point. Every target creates (or reuses) .venv, so a fresh clone needs only python3 >= 3.11.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint format bench serve clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "spx-data needs Python 3.11+, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## demo: set everything up, then run the main job on the built-in ThetaTerminal simulator
+demo: $(STAMP)
+	$(BIN)/spx-data demo
+
+## test: the whole test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## test-fast: everything but the slow, daemon and browser tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow and not daemon and not browser and not postgres and not celery and not live'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+serve: $(STAMP)
+	$(BIN)/spx-data serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

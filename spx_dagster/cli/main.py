@@ -1,0 +1,64 @@
+"""The ``spx-data`` entry point: a click group whose commands are imported only when invoked.
+
+Lazy loading keeps ``spx-data --help`` and the config commands free of Dagster's import cost.
+Each command lives in ``spx_dagster/cli/<name>_cmd.py`` and is registered in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:attribute"; the order is the order of `spx-data --help`.
+COMMANDS: dict[str, str] = {
+    "config": "spx_dagster.cli.config_cmd:config",
+    "simulator": "spx_dagster.cli.simulator_cmd:simulator",
+}
+
+# One-line summaries shown by `spx-data --help` without importing the command modules.
+SUMMARIES: dict[str, str] = {
+    "config": "Show, change, validate and reset the persisted configuration.",
+    "simulator": "Run the built-in ThetaTerminal simulator (wire-compatible v3/v2).",
+}
+
+HELP = """Build and keep a complete, verified history of SPX index options from ThetaData.
+
+\b
+Example:
+  spx-data config validate
+  spx-data simulator --port 25503 --profile realistic
+"""
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUMMARIES.get(name, "")) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spx-data")
+def cli() -> None:
+    """Root group; see HELP."""
+
+
+def main() -> None:
+    cli(prog_name="spx-data")
+
+
+if __name__ == "__main__":
+    main()
