@@ -1,0 +1,372 @@
+"""The state of every session, gap analysis and retry decisions, from plain records.
+
+Nothing here reads Dagster or the disk: ``defs/instance_queries.py`` turns Dagster's instance
+(runs, their tags, check results) into ``RunFact`` records and ``core/storage`` turns manifests
+into ``PublishedFact`` records; this module combines them with set arithmetic, so that the CLI,
+the gap sensor and the tests share one definition of "missing", "failed" and "corrupt".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class SessionState(StrEnum):
+    COMPLETE = "complete"
+    FAILED = "failed"
+    NO_DATA = "no_data"
+    CORRUPT = "corrupt"
+    IN_PROGRESS = "in_progress"
+    MISSING = "missing"
+
+
+class GapKind(StrEnum):
+    NEVER_ATTEMPTED = "never_attempted"
+    FAILED = "failed"
+    NO_DATA = "no_data"  # the vendor answered "no data"; re-checked only on request
+    CORRUPT = "corrupt"
+    LOW_QUALITY = "low_quality"
+
+
+# Failure categories whose cause is transient (the same request is expected to work later);
+# the rest (permission, invalid_params, schema, ...) need a change before a retry can help.
+TRANSIENT_CATEGORIES = frozenset(
+    {
+        "rate_limited",
+        "disconnected",
+        "server_starting",
+        "general",
+        "truncated",
+        "connection",
+        "unreachable",
+        "crash",
+        "interrupted",
+        "timeout",
+        "large_request",
+        "terminal_bug",
+        "disk_full",
+        "locked",
+        "unknown",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunFact:
+    """One Dagster run of one session."""
+
+    session: dt.date
+    run_id: str
+    status: str  # Dagster run status name: SUCCESS, FAILURE, CANCELED, STARTED, QUEUED, ...
+    start_time: float | None
+    end_time: float | None
+    error_category: str | None = None
+    error_message: str | None = None
+    forced: bool = False  # launched with --force (does not count against the attempt cap)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+
+    @property
+    def failed(self) -> bool:
+        return self.status in {"FAILURE", "CANCELED"}
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_time and self.end_time:
+            return self.end_time - self.start_time
+        return None
+
+
+@dataclass(frozen=True)
+class PublishedFact:
+    """What a session's manifest says."""
+
+    session: dt.date
+    status: str  # "complete" or "no_data"
+    rows: int
+    bytes: int
+    quality: float | None
+    seconds: float | None
+    created_at: str | None = None
+    underlying_range: float | None = None  # (high - low) / open of the index that day
+
+
+@dataclass
+class SessionRecord:
+    session: dt.date
+    state: SessionState
+    rows: int = 0
+    bytes: int = 0
+    quality: float | None = None
+    duration_s: float | None = None
+    attempts: int = 0
+    failures_since_success: int = 0
+    last_run_id: str | None = None
+    last_run_status: str | None = None
+    last_error_category: str | None = None
+    last_error_message: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["session"] = self.session.isoformat()
+        d["state"] = self.state.value
+        return d
+
+
+def session_records(
+    expected: Iterable[dt.date],
+    published: Mapping[dt.date, PublishedFact],
+    runs: Iterable[RunFact],
+    *,
+    corrupt: Iterable[dt.date] = (),
+) -> dict[dt.date, SessionRecord]:
+    """Combine expected sessions, manifests, runs and corrupt sessions into one record each.
+
+    A manifest makes a session complete (or no_data) whatever its runs say, unless it is known
+    corrupt; a run in progress wins over everything else because it is about to change the state.
+    """
+    by_session: dict[dt.date, list[RunFact]] = defaultdict(list)
+    for run in runs:
+        by_session[run.session].append(run)
+    corrupt_set = set(corrupt)
+    out: dict[dt.date, SessionRecord] = {}
+    for day in expected:
+        day_runs = sorted(by_session.get(day, ()), key=lambda r: r.start_time or 0.0)
+        record = SessionRecord(session=day, state=SessionState.MISSING)
+        record.attempts = sum(1 for r in day_runs if not r.in_progress)
+        failures = 0
+        for r in day_runs:
+            if r.status == "SUCCESS":
+                failures = 0
+            elif r.failed and not r.forced:
+                failures += 1
+        record.failures_since_success = failures
+        if day_runs:
+            last = day_runs[-1]
+            record.last_run_id = last.run_id
+            record.last_run_status = last.status
+            record.duration_s = last.duration_s
+            last_failure = next((r for r in reversed(day_runs) if r.failed), None)
+            if last_failure is not None:
+                record.last_error_category = last_failure.error_category or "unknown"
+                record.last_error_message = last_failure.error_message
+        fact = published.get(day)
+        if fact is not None:
+            record.rows, record.bytes, record.quality = fact.rows, fact.bytes, fact.quality
+            record.duration_s = fact.seconds if fact.seconds is not None else record.duration_s
+            record.state = (
+                SessionState.NO_DATA if fact.status == "no_data" else SessionState.COMPLETE
+            )
+            if day in corrupt_set:
+                record.state = SessionState.CORRUPT
+        elif day_runs and day_runs[-1].failed:
+            record.state = SessionState.FAILED
+        elif day in corrupt_set:
+            record.state = SessionState.CORRUPT
+        if day_runs and day_runs[-1].in_progress:
+            record.state = SessionState.IN_PROGRESS
+        out[day] = record
+    return out
+
+
+@dataclass
+class Gap:
+    session: dt.date
+    kind: GapKind
+    priority: float
+    reasons: list[str] = field(default_factory=list)
+    error_category: str | None = None
+    attempts: int = 0
+    retryable: bool = True
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["session"] = self.session.isoformat()
+        d["kind"] = self.kind.value
+        return d
+
+
+@dataclass
+class GapEstimate:
+    sessions: int
+    seconds: float
+    bytes: int
+    seconds_per_session: float
+    bytes_per_session: int
+    basis: str  # "history" (median of published sessions) or "default"
+
+
+_KIND_WEIGHT = {
+    GapKind.CORRUPT: 40.0,  # data exists but is wrong: worst for a backtest
+    GapKind.FAILED: 25.0,
+    GapKind.NEVER_ATTEMPTED: 20.0,
+    GapKind.LOW_QUALITY: 10.0,
+    GapKind.NO_DATA: 0.0,
+}
+
+
+def gap_priority(
+    kind: GapKind,
+    session: dt.date,
+    *,
+    today: dt.date,
+    error_category: str | None = None,
+    volatility: float | None = None,
+) -> float:
+    """Higher first: kind, then recency (a researcher's latest data matters most), failure type
+    (transient failures are cheap to fix and likely to succeed), then market volatility (days
+    that moved the most are the ones backtests are most sensitive to)."""
+    age_days = max((today - session).days, 0)
+    recency = 30.0 / (1.0 + age_days / 30.0)  # 30 for today, ~15 a month ago, ~2 after a year
+    score = _KIND_WEIGHT[kind] + recency
+    if kind is GapKind.FAILED:
+        score += 10.0 if (error_category or "unknown") in TRANSIENT_CATEGORIES else -15.0
+    if volatility is not None:
+        score += min(volatility * 500.0, 15.0)  # a 3% range adds the full 15
+    return round(score, 3)
+
+
+def find_gaps(
+    records: Mapping[dt.date, SessionRecord],
+    *,
+    today: dt.date,
+    min_quality: float,
+    include_no_data: bool = False,
+    volatility: Mapping[dt.date, float] | None = None,
+) -> list[Gap]:
+    """Every session that is not complete and trustworthy, highest priority first."""
+    gaps: list[Gap] = []
+    vol = volatility or {}
+    for day, rec in records.items():
+        kind: GapKind | None = None
+        reasons: list[str] = []
+        if rec.state is SessionState.MISSING:
+            kind, reasons = GapKind.NEVER_ATTEMPTED, ["never attempted"]
+        elif rec.state is SessionState.FAILED:
+            kind = GapKind.FAILED
+            reasons = [f"last run failed ({rec.last_error_category or 'unknown'})"]
+        elif rec.state is SessionState.CORRUPT:
+            kind, reasons = GapKind.CORRUPT, ["published files do not match their checksums"]
+        elif rec.state is SessionState.NO_DATA and include_no_data:
+            kind, reasons = GapKind.NO_DATA, ["the vendor answered no data"]
+        elif (
+            rec.state is SessionState.COMPLETE
+            and rec.quality is not None
+            and rec.quality < min_quality
+        ):
+            kind = GapKind.LOW_QUALITY
+            reasons = [f"quality {rec.quality:.3f} below quality.min_score {min_quality}"]
+        if kind is None:
+            continue
+        category = rec.last_error_category if kind is GapKind.FAILED else None
+        retryable = kind is not GapKind.FAILED or (category or "unknown") in TRANSIENT_CATEGORIES
+        gaps.append(
+            Gap(
+                session=day,
+                kind=kind,
+                priority=gap_priority(
+                    kind, day, today=today, error_category=category, volatility=vol.get(day)
+                ),
+                reasons=reasons,
+                error_category=category,
+                attempts=rec.attempts,
+                retryable=retryable,
+            )
+        )
+    gaps.sort(key=lambda g: (-g.priority, g.session))
+    return gaps
+
+
+DEFAULT_SECONDS_PER_SESSION = 180.0
+DEFAULT_BYTES_PER_SESSION = 400_000_000
+
+
+def estimate(
+    gap_count: int, published: Iterable[PublishedFact], *, concurrency: int = 1
+) -> GapEstimate:
+    """Time and size to fill ``gap_count`` sessions, from the median of published sessions."""
+    facts = [f for f in published if f.status == "complete"]
+    secs = [f.seconds for f in facts if f.seconds]
+    sizes = [f.bytes for f in facts if f.bytes]
+    per_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
+    per_b = int(statistics.median(sizes)) if sizes else DEFAULT_BYTES_PER_SESSION
+    basis = "history" if secs and sizes else "default"
+    lanes = max(1, concurrency)
+    return GapEstimate(
+        sessions=gap_count,
+        seconds=per_s * gap_count / lanes,
+        bytes=per_b * gap_count,
+        seconds_per_session=per_s,
+        bytes_per_session=per_b,
+        basis=basis,
+    )
+
+
+# --- retries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    session: dt.date
+    allowed: bool
+    strategy: str  # what the retry does differently, from the failure category
+    reason: str
+
+
+_STRATEGIES = {
+    "rate_limited": "retry with concurrency lowered to 1 (the terminal throttled us)",
+    "disconnected": "wait for the terminal to reconnect, then retry",
+    "server_starting": "wait for the terminal to finish starting, then retry",
+    "truncated": "retry; staged complete answers are reused",
+    "connection": "retry; staged complete answers are reused",
+    "unreachable": "retry once the terminal answers (spx-data status checks it)",
+    "crash": "retry from the staged answers of the crashed run",
+    "interrupted": "resume from the staged answers",
+    "large_request": "retry with requests split per expiration",
+    "disk_full": "retry after freeing disk space (storage.min_free_gb)",
+    "locked": "retry after the other run of this session finishes",
+    "corrupt": "re-publish the session from a fresh fetch",
+    "schema": "retry after updating spx-data: the terminal's columns changed",
+    "permission": "needs a subscription that includes this dataset",
+    "invalid_params": "needs a ThetaTerminal update or a fix to the request",
+    "wrong_ip": "needs thetadata.base_url to use the host the terminal expects",
+    "session_conflict": "needs the other ThetaTerminal instance stopped",
+    "wrong_api_version": "needs thetadata.api_version to match the terminal",
+}
+
+
+def retry_strategy(category: str | None) -> str:
+    return _STRATEGIES.get(category or "unknown", "retry from the staged answers")
+
+
+def decide_retry(record: SessionRecord, *, max_attempts: int, force: bool) -> RetryDecision:
+    """Whether ``record``'s session may be retried now, and how."""
+    day = record.session
+    if record.state is SessionState.IN_PROGRESS:
+        return RetryDecision(day, False, "", "a run of this session is in progress")
+    if record.state is SessionState.COMPLETE and not force:
+        return RetryDecision(day, False, "", "already complete (use --force to re-run)")
+    category = "corrupt" if record.state is SessionState.CORRUPT else record.last_error_category
+    strategy = retry_strategy(category)
+    if force:
+        return RetryDecision(day, True, strategy, "forced")
+    if record.failures_since_success >= max_attempts:
+        return RetryDecision(
+            day,
+            False,
+            strategy,
+            f"{record.failures_since_success} failed attempts reached retry.max_attempts "
+            f"({max_attempts}); use --force to retry anyway",
+        )
+    if category is not None and category not in TRANSIENT_CATEGORIES and category != "corrupt":
+        return RetryDecision(
+            day, False, strategy, f"the failure ({category}) will not fix itself: {strategy}"
+        )
+    return RetryDecision(day, True, strategy, "eligible")
