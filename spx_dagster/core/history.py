@@ -51,6 +51,8 @@ TRANSIENT_CATEGORIES = frozenset(
         "terminal_bug",
         "disk_full",
         "locked",
+        "missing_input",
+        "io",
         "unknown",
     }
 )
@@ -339,6 +341,8 @@ _STRATEGIES = {
     "wrong_ip": "needs thetadata.base_url to use the host the terminal expects",
     "session_conflict": "needs the other ThetaTerminal instance stopped",
     "wrong_api_version": "needs thetadata.api_version to match the terminal",
+    "missing_input": "re-run the whole session (the staged answers are gone)",
+    "permission_denied_fs": "needs write access to storage.output_dir and storage.temp_dir",
 }
 
 

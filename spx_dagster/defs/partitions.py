@@ -14,10 +14,16 @@ is decided with ``core.calendar.latest_closed_session``, never by the existence 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import dagster as dg
 
 from spx_dagster.core import calendar
+
+log = logging.getLogger(__name__)
+# The contract's default start (the Standard tier's first day of data), used when the config
+# store cannot be read while the code location loads.
+DEFAULT_START = dt.date(2016, 1, 4)
 
 PARTITION_FORMAT = "%Y-%m-%d"
 WEEKEND_EXCLUSIONS = ("0 0 * * 6", "0 0 * * 0")  # Saturday and Sunday windows
@@ -45,3 +51,22 @@ def session_key(day: dt.date) -> str:
 
 def session_from_key(key: str) -> dt.date:
     return dt.datetime.strptime(key, PARTITION_FORMAT).date()
+
+
+def configured_start_date() -> dt.date:
+    """``processing.start_date`` from the user's settings (read once, when definitions load)."""
+    try:
+        from spx_dagster.core.config import load_settings
+
+        return load_settings().processing.start_date
+    except Exception as error:  # the code location must load even with a broken store
+        log.warning(
+            "could not read processing.start_date (%s); partitions start at %s. "
+            "Run `spx-data config validate` to see what is wrong.",
+            error,
+            DEFAULT_START,
+        )
+        return DEFAULT_START
+
+
+SESSIONS = trading_session_partitions(configured_start_date())

@@ -22,6 +22,11 @@ API_PREFIX = {"v3": "/v3", "v2": "/v2"}
 HEALTH_PATH_V3 = "/v3/terminal/mdds/status"
 # The exact readiness text is uncertain in the public docs; CONNECTED is the documented example.
 HEALTH_READY_TEXT = "CONNECTED"
+# The legacy terminal's readiness probe (same answers: CONNECTED/UNVERIFIED/DISCONNECTED/ERROR).
+HEALTH_PATH_V2 = "/v2/system/mdds/status"
+HEALTH_PATHS = {"v3": HEALTH_PATH_V3, "v2": HEALTH_PATH_V2}
+# The jar a user starts for each generation (named in "no terminal listening" messages).
+TERMINAL_JAR = {"v3": "ThetaTerminalv3.jar", "v2": "ThetaTerminal.jar"}
 
 ROOTS: tuple[str, ...] = ("SPX", "SPXW")
 INDEX_SYMBOL = "SPX"
@@ -384,6 +389,19 @@ V2_LIST_EXPIRATIONS_PATH = "/list/expirations"
 V2_LIST_STRIKES_PATH = "/list/strikes"
 # v2 bulk requests cover one day and one expiration (exp=0: all, on some endpoints).
 V2_ALL_EXPIRATIONS = 0
+# v2 lists the contracts of a day one root at a time (start_date=D&root=R).
+V2_LIST_CONTRACTS_PATH = "/list/contracts/option/quote"
+# v2 rows carry times as ms after midnight ET plus a `date` int (YYYYMMDD); which v2 time column
+# becomes which of our timestamp columns, per dataset. Other v2 columns share v3's names.
+V2_DATE_COLUMN = "date"
+V2_TIME_COLUMNS: dict[str, dict[str, str]] = {
+    "greeks": {"ms_of_day": "timestamp", "ms_of_day2": "underlying_timestamp"},
+    "eod": {"ms_of_day": "created", "ms_of_day2": "last_trade"},
+    "open_interest": {"ms_of_day": "timestamp"},
+    "quote": {"ms_of_day": "timestamp"},
+}
+# v2 contract fields (in a row's `contract` object or as columns of flat rows).
+V2_CONTRACT_COLUMNS = ("root", "expiration", "strike", "right")
 
 # ---------------------------------------------------------------------------------------------
 # Units and encodings
@@ -393,6 +411,7 @@ RIGHT_CODE_TO_V3_PARAM = {"C": "call", "P": "put", "both": "both"}
 V2_STRIKE_PER_DOLLAR = 1000  # v2 strikes are integers in 1/10 cent: $5900 -> 5900000
 V2_NULL_PAGE = "null"  # v2 header.next_page when there is no next page
 NEXT_PAGE_HEADER = "Next-Page"
+RETRY_AFTER_HEADER = "Retry-After"  # honoured on 429 when present
 CSV_LINE_END = "\r\n"
 
 # Intraday sessions: defaults 09:30:00-16:00:00 ET inclusive (391 one-minute rows per contract).

@@ -1,0 +1,455 @@
+"""The three stages of a session, as plain functions: fetch → validate → publish.
+
+The Dagster assets (``defs/assets.py``) call these one per asset; the benchmarks call them
+directly. Stages hand over through files in ``storage.temp_dir`` so that any stage can be re-run
+on its own, in another process, after a crash:
+
+    <temp>/staging/date=D/_plan.json        the listed chain and the request plan (fetch)
+    <temp>/staging/date=D/_fetch.json       the fetch figures (fetch)
+    <temp>/validated/date=D/_quality.json   the quality report and validation figures (validate)
+
+Publishing removes the session's temp directories once the manifest is committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spx_dagster.core.chains import ListedChain, PlannedRequest, SessionPlan, list_chain
+from spx_dagster.core.chains import plan_session as make_plan
+from spx_dagster.core.progress import ProgressReporter
+from spx_dagster.core.session_fetch import FetchSummary, StagedAnswer, fetch_plan
+from spx_dagster.core.storage import (
+    DEFAULT_DIR_MODE,
+    DEFAULT_FILE_MODE,
+    STATUS_COMPLETE,
+    STATUS_NO_DATA,
+    Durations,
+    Manifest,
+    SourceInfo,
+    Versions,
+    atomic_write_bytes,
+    check_session_space,
+    commit_manifest,
+    estimate_session_bytes,
+    iter_validated_tables,
+    publish_dataset,
+    remove_session_temp,
+    session_lock,
+    staging_dir,
+    validated_dir,
+    validated_parts,
+)
+from spx_dagster.core.storage.layout import manifests_dir
+from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
+from spx_dagster.core.thetadata.vendor import Tier
+from spx_dagster.core.validation import (
+    QualityAccumulator,
+    QualityReport,
+    ValidationContext,
+    validate_staged_dataset,
+)
+
+PLAN_FILE = "_plan.json"
+FETCH_FILE = "_fetch.json"
+QUALITY_FILE = "_quality.json"
+# Published sessions whose sizes feed the disk-space estimate of the next one.
+SIZE_HISTORY_SESSIONS = 5
+
+
+class StageInputMissing(RuntimeError):
+    """A stage found nothing from the stage before it (e.g. the temp directory was cleaned)."""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the stages need from the configuration, in plain types.
+
+    Built from the user's settings by ``from_settings``; tests and benchmarks build it directly.
+    """
+
+    output_dir: Path
+    temp_dir: Path
+    roots: tuple[str, ...] = ("SPX", "SPXW")
+    datasets: tuple[str, ...] = ("greeks", "eod", "open_interest")
+    interval: str = "1m"
+    max_dte: int | None = None
+    tier: Tier = Tier.STANDARD
+    concurrency: int = 4
+    min_free_gb: float = 1.0
+    file_mode: int = DEFAULT_FILE_MODE
+    dir_mode: int = DEFAULT_DIR_MODE
+    source: SourceInfo = field(
+        default_factory=lambda: SourceInfo("terminal", "http://127.0.0.1:25503", "v3")
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, source_kind: str | None = None) -> PipelineSettings:
+        """From ``core.config.Settings``; ``source_kind`` says simulator or terminal."""
+        td, proc, store = settings.thetadata, settings.processing, settings.storage
+        file_mode = _mode(getattr(store, "file_mode", None), DEFAULT_FILE_MODE)
+        return cls(
+            output_dir=Path(store.output_dir).expanduser(),
+            temp_dir=Path(store.temp_dir).expanduser(),
+            roots=tuple(proc.roots),
+            datasets=tuple(proc.datasets),
+            interval=str(proc.interval),
+            max_dte=proc.max_dte,
+            tier=Tier(str(td.subscription_tier)),
+            concurrency=int(settings.effective_concurrency),
+            min_free_gb=float(store.min_free_gb),
+            file_mode=file_mode,
+            # Directories get the file's permissions plus the search bit where reading is allowed.
+            dir_mode=file_mode | ((file_mode & 0o444) >> 2),
+            source=SourceInfo(source_kind or "terminal", str(td.base_url), str(td.api_version)),
+        )
+
+
+def _mode(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, int):
+        return value
+    return int(str(value), 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetch
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class FetchOutcome:
+    plan: SessionPlan
+    summary: FetchSummary
+    requests_sent: int  # HTTP requests, retries included
+    listing_seconds: float
+
+    @property
+    def all_no_data(self) -> bool:
+        return not self.plan.requests or all(a.no_data for a in self.summary.answers)
+
+
+def recent_dataset_bytes(output_dir: Path, limit: int = SIZE_HISTORY_SESSIONS) -> list[dict]:
+    """Bytes per dataset of the newest published sessions (oldest first), for estimates."""
+    directory = manifests_dir(output_dir)
+    if not directory.is_dir():
+        return []
+    names = sorted(p for p in directory.iterdir() if p.suffix == ".json")[-limit:]
+    out = []
+    for path in names:
+        try:
+            manifest = read_manifest(path)
+        except (OSError, ValueError):
+            continue
+        out.append({name: entry.bytes for name, entry in manifest.datasets.items()})
+    return out
+
+
+def check_space_for(cfg: PipelineSettings) -> int:
+    """Raise InsufficientDiskSpace unless one more session fits; return the estimate used."""
+    need = estimate_session_bytes(
+        cfg.datasets, recent_dataset_bytes(cfg.output_dir), interval=cfg.interval
+    )
+    check_session_space(cfg.output_dir, cfg.temp_dir, need, cfg.min_free_gb)
+    return need
+
+
+def _chain_to_json(chain: ListedChain) -> dict:
+    return {
+        "session": chain.session.isoformat(),
+        "source": chain.source,
+        "expirations": {r: [e.isoformat() for e in exps] for r, exps in chain.expirations.items()},
+        "contracts": [[r, e.isoformat(), n] for (r, e), n in sorted(chain.contracts.items())],
+    }
+
+
+def _chain_from_json(data: Mapping) -> ListedChain:
+    return ListedChain(
+        session=dt.date.fromisoformat(data["session"]),
+        expirations={
+            r: [dt.date.fromisoformat(e) for e in exps] for r, exps in data["expirations"].items()
+        },
+        contracts={(r, dt.date.fromisoformat(e)): int(n) for r, e, n in data["contracts"]},
+        source=data["source"],
+    )
+
+
+def _write_json(path: Path, payload: Any, cfg: PipelineSettings) -> None:
+    text = json.dumps(payload, indent=1, default=str) + "\n"
+    atomic_write_bytes(path, text.encode(), mode=cfg.file_mode)
+
+
+def load_plan(cfg: PipelineSettings, session: dt.date) -> SessionPlan | None:
+    """The plan staged by an earlier fetch of ``session`` with the same datasets, if any."""
+    path = staging_dir(cfg.temp_dir, session) / PLAN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if tuple(data.get("datasets", ())) != cfg.datasets or data.get("max_dte") != cfg.max_dte:
+        return None  # settings changed since: list again
+    return make_plan(_chain_from_json(data["chain"]), datasets=cfg.datasets)
+
+
+def fetch_session(
+    client: Any,
+    cfg: PipelineSettings,
+    session: dt.date,
+    *,
+    progress: ProgressReporter | None = None,
+    stop: threading.Event | None = None,
+) -> FetchOutcome:
+    """List the session's chain, then stage every planned request not staged yet.
+
+    Resumes: a plan and answers staged by an interrupted run are reused.
+    """
+    started = time.monotonic()
+    requests_before = _client_requests(client)
+    if progress:
+        progress.stage("listing")
+    plan = load_plan(cfg, session)
+    if plan is None:
+        chain = list_chain(client, session, roots=cfg.roots, tier=cfg.tier, max_dte=cfg.max_dte)
+        plan = make_plan(chain, datasets=cfg.datasets)
+        _write_json(
+            staging_dir(cfg.temp_dir, session) / PLAN_FILE,
+            {
+                "datasets": list(cfg.datasets),
+                "max_dte": cfg.max_dte,
+                "chain": _chain_to_json(chain),
+            },
+            cfg,
+        )
+    listing_seconds = time.monotonic() - started
+    if progress:
+        progress.stage("fetch", total=len(plan.requests), done=0)
+
+    def on_answer(request: PlannedRequest, answer: StagedAnswer) -> None:
+        if progress:
+            progress.advance(
+                current=request.describe(),
+                rows=answer.rows,
+                nbytes=answer.bytes,
+                retries=sum(answer.retries.values()),
+            )
+
+    summary = fetch_plan(
+        client,
+        plan,
+        staging_dir(cfg.temp_dir, session),
+        interval=cfg.interval,
+        concurrency=cfg.concurrency,
+        on_answer=on_answer,
+        stop=stop,
+    )
+    outcome = FetchOutcome(
+        plan=plan,
+        summary=summary,
+        requests_sent=_client_requests(client) - requests_before,
+        listing_seconds=listing_seconds,
+    )
+    _write_json(
+        staging_dir(cfg.temp_dir, session) / FETCH_FILE,
+        {
+            "requests": summary.requests,
+            "requests_sent": outcome.requests_sent,
+            "rows": summary.rows,
+            "bytes": summary.bytes,
+            "no_data": summary.no_data,
+            "resumed": summary.resumed,
+            "retries": summary.retries,
+            "seconds": time.monotonic() - started,
+        },
+        cfg,
+    )
+    return outcome
+
+
+def _client_requests(client: Any) -> int:
+    stats = getattr(client, "stats", None)
+    return int(getattr(stats, "requests", 0) or 0)
+
+
+def read_fetch_figures(cfg: PipelineSettings, session: dt.date) -> dict:
+    """The figures the fetch stage wrote; StageInputMissing when there is no staged session."""
+    path = staging_dir(cfg.temp_dir, session) / FETCH_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise StageInputMissing(
+            f"nothing is staged for {session} in {path.parent} (the fetch did not finish, or the "
+            "temp directory was cleaned); materialize spx/raw_option_chains for this session "
+            f"first, e.g. `spx-data process {session}`"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validate
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ValidateOutcome:
+    report: QualityReport
+    rows: int
+    valid_rows: int
+    rejected_rows: int
+    quarantine: dict[str, str]  # dataset -> quarantine path
+    seconds: float
+    listed_expirations: int
+
+
+def validate_session(
+    cfg: PipelineSettings,
+    session: dt.date,
+    *,
+    progress: ProgressReporter | None = None,
+) -> ValidateOutcome:
+    """Validate every staged response of the session; SchemaBreak stops it (nothing published)."""
+    started = time.monotonic()
+    read_fetch_figures(cfg, session)
+    plan = load_plan(cfg, session)
+    if plan is None:
+        raise StageInputMissing(
+            f"the request plan of {session} is missing from {staging_dir(cfg.temp_dir, session)}; "
+            f"re-run the fetch, e.g. `spx-data process {session}`"
+        )
+    listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
+    accumulator = QualityAccumulator(listed=listed)
+    context = ValidationContext(session, interval=cfg.interval)
+    if progress:
+        progress.stage("validate", total=len(cfg.datasets), done=0)
+    quarantine: dict[str, str] = {}
+    for dataset in cfg.datasets:
+        if progress:
+            progress.working_on(dataset)
+        result = validate_staged_dataset(
+            cfg.temp_dir,
+            cfg.output_dir,
+            session,
+            dataset,
+            context,
+            accumulator,
+            file_mode=cfg.file_mode,
+            dir_mode=cfg.dir_mode,
+        )
+        if result.quarantine is not None:
+            quarantine[dataset] = str(result.quarantine.path)
+        if progress:
+            progress.advance(current=dataset, rows=result.stats.rows)
+    report = accumulator.report()
+    outcome = ValidateOutcome(
+        report=report,
+        rows=report.counts.get("rows", 0),
+        valid_rows=report.counts.get("valid_rows", 0),
+        rejected_rows=report.counts.get("rejected_rows", 0),
+        quarantine=quarantine,
+        seconds=time.monotonic() - started,
+        listed_expirations=len(listed),
+    )
+    _write_json(
+        validated_dir(cfg.temp_dir, session) / QUALITY_FILE,
+        {"quality": asdict(report.to_summary()), "seconds": outcome.seconds},
+        cfg,
+    )
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# Publish
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PublishOutcome:
+    manifest: Manifest
+    manifest_path: Path
+    removed: list[Path]
+    seconds: float
+
+
+def publish_session(
+    cfg: PipelineSettings,
+    session: dt.date,
+    *,
+    progress: ProgressReporter | None = None,
+    lock_timeout_s: float | None = None,
+) -> PublishOutcome:
+    """Publish the validated session atomically: data files, then the manifest (the commit).
+
+    Holds the session lock so that two processes never interleave one session's files; removes
+    the session's temp directories only after the manifest is committed.
+    """
+    started = time.monotonic()
+    fetch = read_fetch_figures(cfg, session)
+    plan = load_plan(cfg, session)
+    quality_path = validated_dir(cfg.temp_dir, session) / QUALITY_FILE
+    try:
+        validated = json.loads(quality_path.read_text())
+    except (OSError, ValueError):
+        raise StageInputMissing(
+            f"{session} has not been validated ({quality_path} is missing); materialize "
+            "spx/validated_options for this session first"
+        ) from None
+    quality = QualitySummary(**validated["quality"])
+    lock_kwargs = {} if lock_timeout_s is None else {"timeout_s": lock_timeout_s}
+    if progress:
+        progress.stage("publish", total=len(cfg.datasets), done=0)
+    with session_lock(
+        cfg.output_dir, session, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode, **lock_kwargs
+    ):
+        entries = {}
+        for dataset in cfg.datasets:
+            if progress:
+                progress.working_on(dataset)
+            if validated_parts(cfg.temp_dir, session, dataset):
+                entries[dataset] = publish_dataset(
+                    cfg.output_dir,
+                    session,
+                    dataset,
+                    iter_validated_tables(cfg.temp_dir, session, dataset),
+                    file_mode=cfg.file_mode,
+                    dir_mode=cfg.dir_mode,
+                )
+            if progress:
+                progress.advance(current=dataset)
+        covered = _covered_expirations(plan, entries)
+        manifest = Manifest(
+            session=session,
+            source=cfg.source,
+            versions=Versions.current(),
+            status=STATUS_COMPLETE if entries else STATUS_NO_DATA,
+            datasets=entries,
+            roots=list(cfg.roots),
+            expirations=covered,
+            quality=quality,
+            requests=int(fetch.get("requests_sent") or fetch.get("requests", 0)),
+            retries=dict(fetch.get("retries", {})),
+            no_data=int(fetch.get("no_data", 0)),
+            durations=Durations(
+                fetch_s=round(float(fetch.get("seconds", 0.0)), 3),
+                validate_s=round(float(validated.get("seconds", 0.0)), 3),
+                publish_s=round(time.monotonic() - started, 3),
+            ),
+            extra={"interval": cfg.interval, "datasets": list(cfg.datasets)},
+        )
+        result = commit_manifest(
+            cfg.output_dir, manifest, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode
+        )
+    remove_session_temp(cfg.temp_dir, session)
+    return PublishOutcome(
+        manifest=manifest,
+        manifest_path=result.manifest_path,
+        removed=list(result.removed),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _covered_expirations(
+    plan: SessionPlan | None, entries: Mapping[str, Any]
+) -> dict[str, list[dt.date]]:
+    if plan is None or not entries:
+        return {}
+    return {root: list(exps) for root, exps in plan.chain.expirations.items() if exps}

@@ -1,0 +1,127 @@
+"""Removing what a session no longer needs: temp stages, ``.tmp-`` leftovers, orphan files.
+
+An orphan is a file in a session's dataset directory that its manifest does not list (a crash
+between writing the data and committing the manifest, or the files a re-publish replaced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+from spx_dagster.core.storage.atomic import fsync_dir
+from spx_dagster.core.storage.layout import (
+    CHECKSUM_SUFFIX,
+    TMP_PREFIX,
+    manifests_dir,
+    quarantine_dir,
+    session_data_dirs,
+    session_dirname,
+    session_temp_dirs,
+)
+from spx_dagster.core.storage.locks import DEFAULT_LOCK_TIMEOUT_S, session_lock
+from spx_dagster.core.storage.manifest import Manifest, load_manifest
+
+
+def remove_session_temp(temp_dir: Path, session: dt.date) -> list[Path]:
+    """Delete a session's staging and validated directories; return those that existed."""
+    removed = []
+    for directory in session_temp_dirs(temp_dir, session):
+        if directory.exists():
+            shutil.rmtree(directory)
+            removed.append(directory)
+    return removed
+
+
+def find_tmp_leftovers(root: Path) -> list[Path]:
+    """Every ``.tmp-*`` file below ``root`` (a crash's leftovers, or a write in progress)."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob(f"{TMP_PREFIX}*") if p.is_file())
+
+
+def remove_tmp_leftovers(root: Path, *, older_than_s: float | None = None) -> list[Path]:
+    """Delete ``.tmp-*`` files below ``root`` (only those older than ``older_than_s`` if given).
+
+    Pass ``older_than_s`` when a writer might be running; without it, call under the lock of the
+    session the files belong to.
+    """
+    removed = []
+    now = time.time()
+    for path in find_tmp_leftovers(root):
+        try:
+            if older_than_s is not None and now - path.stat().st_mtime < older_than_s:
+                continue
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def session_tmp_leftovers(output_dir: Path, session: dt.date) -> list[Path]:
+    """``.tmp-`` files of one session: in its dataset dirs, its quarantine and its manifest."""
+    found = [p for d in session_data_dirs(output_dir, session) for p in find_tmp_leftovers(d)]
+    found += find_tmp_leftovers(quarantine_dir(output_dir, session))
+    manifests = manifests_dir(output_dir)
+    if manifests.is_dir():
+        found += sorted(manifests.glob(f"{TMP_PREFIX}{session_dirname(session)}.json*"))
+    return found
+
+
+def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None) -> list[Path]:
+    """Files in the session's dataset directories that ``manifest`` does not list.
+
+    A listed file's ``.sha256`` sidecar counts as listed; ``.tmp-`` files are left to
+    ``session_tmp_leftovers``. Without a manifest every file is unlisted.
+    """
+    output_dir = Path(output_dir)
+    listed: set[Path] = set()
+    if manifest is not None:
+        for entry in manifest.files:
+            path = output_dir / entry.path
+            listed.add(path)
+            listed.add(path.with_name(path.name + CHECKSUM_SUFFIX))
+    out = []
+    for directory in session_data_dirs(output_dir, session):
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith(TMP_PREFIX) or path in listed:
+                continue
+            out.append(path)
+    return out
+
+
+def remove_unlisted(output_dir: Path, session: dt.date, manifest: Manifest | None) -> list[Path]:
+    """Delete the session's orphans and ``.tmp-`` leftovers. Caller holds the session lock."""
+    doomed = unlisted_files(output_dir, session, manifest) + session_tmp_leftovers(
+        output_dir, session
+    )
+    removed = []
+    for path in doomed:
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            continue
+    for directory in {p.parent for p in removed}:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(directory)
+    for directory in session_data_dirs(output_dir, session):
+        with contextlib.suppress(OSError):  # not empty: it holds listed files
+            directory.rmdir()
+    return removed
+
+
+def cleanup_orphans(
+    output_dir: Path, session: dt.date, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> list[Path]:
+    """Take the session lock and delete files its manifest does not list; return them."""
+    with session_lock(output_dir, session, timeout_s=lock_timeout_s):
+        return remove_unlisted(output_dir, session, load_manifest(output_dir, session))

@@ -1,0 +1,117 @@
+"""Disk space: estimate what a session needs and refuse to start when it does not fit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.thetadata.vendor import INTERVALS
+
+DEFAULT_MIN_FREE_GB = 5.0
+GB = 1_000_000_000
+# Published parquet bytes of one full-chain session (both roots) at the 1m interval, before any
+# history exists. Rough figures from the published scale (15k-30k contracts, 391 rows each for
+# intraday, ~one row each for the rest), rounded up so that the first sessions are not refused late.
+DEFAULT_SESSION_BYTES: dict[str, int] = {
+    "greeks": 400_000_000,
+    "quote": 300_000_000,
+    "eod": 4_000_000,
+    "open_interest": 1_000_000,
+    "greeks_eod": 12_000_000,
+}
+# Headroom over the largest recent session of the same dataset.
+HISTORY_HEADROOM = 1.25
+# How many recent sessions the estimate looks at.
+HISTORY_WINDOW = 20
+# Temp space a session uses besides its published files: the staged responses and the
+# validated parts, each about as large as the published file.
+TEMP_COPIES = 2
+
+
+class InsufficientDiskSpace(OSError):
+    """Not enough free space to process a session; the message says where and what to do."""
+
+    def __init__(self, path: Path, free: int, need: int, min_free: int) -> None:
+        self.path, self.free, self.need, self.min_free = Path(path), free, need, min_free
+        super().__init__(
+            f"not enough free disk space at {path}: {_human(free)} free, a session needs "
+            f"~{_human(need)} plus the {_human(min_free)} kept free (storage.min_free_gb). "
+            "Free some space, move storage.output_dir / storage.temp_dir to a larger disk, "
+            "or lower storage.min_free_gb."
+        )
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes for an unprivileged user on the filesystem that holds (or will hold) ``path``."""
+    return shutil.disk_usage(_existing_ancestor(path)).free
+
+
+def check_free_space(path: Path, need_bytes: int, min_free_gb: float = DEFAULT_MIN_FREE_GB) -> int:
+    """Raise InsufficientDiskSpace unless ``need_bytes`` fit, keeping ``min_free_gb``."""
+    free = free_bytes(path)
+    min_free = int(min_free_gb * GB)
+    if free - need_bytes < min_free:
+        raise InsufficientDiskSpace(Path(path), free, int(need_bytes), min_free)
+    return free
+
+
+def estimate_session_bytes(
+    datasets: Iterable[str],
+    history: Iterable[Mapping[str, int]] | None = None,
+    *,
+    interval: str = "1m",
+) -> int:
+    """Published bytes one session of ``datasets`` is expected to take.
+
+    ``history`` holds bytes per dataset of recent sessions (e.g. ``ManifestSummary.dataset_bytes``
+    of the last published ones, newest last); the estimate is the largest of the last
+    ``HISTORY_WINDOW`` times ``HISTORY_HEADROOM``. Without history, ``DEFAULT_SESSION_BYTES``
+    scaled by the interval for intraday datasets (1s holds 60 times the rows of 1m).
+    """
+    recent = list(history or [])[-HISTORY_WINDOW:]
+    total = 0
+    for name in datasets:
+        seen = [int(h[name]) for h in recent if h.get(name)]
+        if seen:
+            total += int(max(seen) * HISTORY_HEADROOM)
+            continue
+        base = DEFAULT_SESSION_BYTES.get(name, 10_000_000)
+        if DATASETS.get(name) is not None and DATASETS[name].intraday:
+            base = int(base * INTERVALS["1m"] / INTERVALS[interval])
+        total += base
+    return total
+
+
+def check_session_space(
+    output_dir: Path,
+    temp_dir: Path,
+    published_bytes: int,
+    min_free_gb: float = DEFAULT_MIN_FREE_GB,
+) -> None:
+    """Check both places a session writes to; when they share a filesystem, check the sum."""
+    temp_need = published_bytes * TEMP_COPIES
+    out_dev = os.stat(_existing_ancestor(output_dir)).st_dev
+    tmp_dev = os.stat(_existing_ancestor(temp_dir)).st_dev
+    if out_dev == tmp_dev:
+        check_free_space(output_dir, published_bytes + temp_need, min_free_gb)
+    else:
+        check_free_space(temp_dir, temp_need, min_free_gb)
+        check_free_space(output_dir, published_bytes, min_free_gb)

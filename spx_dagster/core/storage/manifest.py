@@ -1,0 +1,354 @@
+"""The session manifest: what a published session contains, and the commit point of a publish.
+
+A session is complete only when ``_manifests/date=D.json`` exists and every file it lists matches
+its checksum. The JSON is versioned (``manifest_version``); readers reject a newer version with
+advice instead of guessing. ``published_sessions`` reads thousands of manifests quickly by caching
+each file's summary by (mtime, size).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from spx_dagster.core.datasets import SCHEMA_VERSION
+from spx_dagster.core.storage.atomic import (
+    DEFAULT_DIR_MODE,
+    DEFAULT_FILE_MODE,
+    atomic_write_bytes,
+    ensure_dir,
+)
+from spx_dagster.core.storage.layout import manifest_path, manifests_dir, parse_session_dirname
+
+MANIFEST_VERSION = 1
+STATUS_COMPLETE = "complete"
+STATUS_NO_DATA = "no_data"  # every request answered "no data" (472): an answer, not a failure
+STATUSES = (STATUS_COMPLETE, STATUS_NO_DATA)
+SOURCE_KINDS = ("simulator", "terminal")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file, the problem and the fix."""
+
+
+@dataclass
+class FileEntry:
+    """One published file; ``path`` is relative to the output directory."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class DatasetEntry:
+    files: list[FileEntry] = field(default_factory=list)
+    rows: int = 0
+    quarantined_rows: int = 0
+    quarantine_path: str | None = None  # relative to the output directory
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+@dataclass
+class QualitySummary:
+    """The session's quality score (0..1, None when nothing was measured) and its parts."""
+
+    score: float | None = None
+    parts: dict[str, float | None] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per failed check
+    weights: dict[str, float] = field(default_factory=dict)
+    by_dataset: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class Durations:
+    fetch_s: float = 0.0
+    validate_s: float = 0.0
+    publish_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.fetch_s + self.validate_s + self.publish_s
+
+
+@dataclass
+class SourceInfo:
+    kind: str  # "simulator" or "terminal"
+    terminal_url: str
+    api_version: str
+
+
+@dataclass
+class Versions:
+    spx_data: str
+    pyarrow: str
+    pandera: str
+    calendar: str
+
+    @classmethod
+    def current(cls) -> Versions:
+        """The versions installed in this process."""
+        from spx_dagster.core.calendar import calendar_version
+
+        return cls(
+            spx_data=_installed("spx-data"),
+            pyarrow=_installed("pyarrow"),
+            pandera=_installed("pandera"),
+            calendar=calendar_version(),
+        )
+
+
+def _installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
+
+
+@dataclass
+class Manifest:
+    """Everything DESIGN.md says a published session records."""
+
+    session: dt.date
+    source: SourceInfo
+    versions: Versions
+    status: str = STATUS_COMPLETE
+    datasets: dict[str, DatasetEntry] = field(default_factory=dict)
+    roots: list[str] = field(default_factory=list)
+    expirations: dict[str, list[dt.date]] = field(default_factory=dict)  # covered, per root
+    quality: QualitySummary = field(default_factory=QualitySummary)
+    requests: int = 0
+    retries: dict[str, int] = field(default_factory=dict)  # by cause
+    no_data: int = 0  # requests answered "no data"
+    durations: Durations = field(default_factory=Durations)
+    schema_version: int = SCHEMA_VERSION
+    created_at: dt.datetime = field(default_factory=_utc_now)
+    manifest_version: int = MANIFEST_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form additions (e.g. underlying)
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return [f for entry in self.datasets.values() for f in entry.files]
+
+    @property
+    def rows(self) -> int:
+        return sum(entry.rows for entry in self.datasets.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(entry.bytes for entry in self.datasets.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["session"] = self.session.isoformat()
+        data["created_at"] = self.created_at.isoformat()
+        data["expirations"] = {
+            root: [d.isoformat() for d in days] for root, days in self.expirations.items()
+        }
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        found = data.get("manifest_version")
+        if not isinstance(found, int) or found > MANIFEST_VERSION:
+            raise ValueError(
+                f"manifest_version {found!r} is not one this spx-data reads "
+                f"(up to {MANIFEST_VERSION}); upgrade spx-data"
+            )
+        status = data.get("status", STATUS_COMPLETE)
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        datasets = {
+            name: DatasetEntry(
+                files=[FileEntry(**f) for f in entry.get("files", [])],
+                rows=int(entry.get("rows", 0)),
+                quarantined_rows=int(entry.get("quarantined_rows", 0)),
+                quarantine_path=entry.get("quarantine_path"),
+            )
+            for name, entry in data.get("datasets", {}).items()
+        }
+        return cls(
+            session=dt.date.fromisoformat(data["session"]),
+            source=SourceInfo(**data["source"]),
+            versions=Versions(**data["versions"]),
+            status=status,
+            datasets=datasets,
+            roots=list(data.get("roots", [])),
+            expirations={
+                root: [dt.date.fromisoformat(d) for d in days]
+                for root, days in data.get("expirations", {}).items()
+            },
+            quality=QualitySummary(**data.get("quality", {})),
+            requests=int(data.get("requests", 0)),
+            retries=dict(data.get("retries", {})),
+            no_data=int(data.get("no_data", 0)),
+            durations=Durations(**data.get("durations", {})),
+            schema_version=int(data["schema_version"]),
+            created_at=dt.datetime.fromisoformat(data["created_at"]),
+            manifest_version=found,
+            extra=dict(data.get("extra", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls.from_dict(json.loads(text))
+
+
+def write_manifest(
+    output_dir: Path,
+    manifest: Manifest,
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> Path:
+    """Write the manifest atomically (the commit point of a publish); return its path."""
+    ensure_dir(manifests_dir(output_dir), mode=dir_mode)
+    path = manifest_path(output_dir, manifest.session)
+    atomic_write_bytes(path, manifest.to_json().encode("utf-8"), mode=file_mode)
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read one manifest file; ManifestError says which file and what is wrong with it."""
+    try:
+        return Manifest.from_json(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ManifestError(
+            f"manifest {path} cannot be read ({type(exc).__name__}: {exc}); the session counts "
+            f"as corrupt: re-publish it with `spx-data process DATE --force`"
+        ) from exc
+
+
+def load_manifest(output_dir: Path, session: dt.date) -> Manifest | None:
+    """The manifest of ``session``, or None when the session is not published."""
+    try:
+        return read_manifest(manifest_path(output_dir, session))
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast listing
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ManifestSummary:
+    """What listings need from a manifest (the fields of ``core.history.PublishedFact``)."""
+
+    session: dt.date
+    status: str
+    rows: int
+    bytes: int
+    files: int
+    quality: float | None
+    seconds: float | None
+    created_at: str | None
+    dataset_rows: dict[str, int]
+    dataset_bytes: dict[str, int]
+    underlying_range: float | None = None
+    error: str | None = None  # set when the manifest could not be read (the session is corrupt)
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ManifestSummary:
+        underlying_range = manifest.extra.get("underlying_range")
+        return cls(
+            session=manifest.session,
+            status=manifest.status,
+            rows=manifest.rows,
+            bytes=manifest.bytes,
+            files=len(manifest.files),
+            quality=manifest.quality.score,
+            seconds=manifest.durations.total_s,
+            created_at=manifest.created_at.isoformat(),
+            dataset_rows={name: e.rows for name, e in manifest.datasets.items()},
+            dataset_bytes={name: e.bytes for name, e in manifest.datasets.items()},
+            underlying_range=float(underlying_range) if underlying_range is not None else None,
+        )
+
+    @classmethod
+    def unreadable(cls, session: dt.date, error: str) -> ManifestSummary:
+        return cls(session, "corrupt", 0, 0, 0, None, None, None, {}, {}, None, error)
+
+
+_summary_cache: dict[str, tuple[tuple[int, int, int], ManifestSummary]] = {}
+_summary_lock = threading.Lock()
+
+
+def manifest_sessions(output_dir: Path) -> list[dt.date]:
+    """Sessions that have a manifest file, oldest first (names only: nothing is read)."""
+    directory = manifests_dir(output_dir)
+    if not directory.is_dir():
+        return []
+    days = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                day = parse_session_dirname(entry.name.removesuffix(".json"))
+                if day is not None:
+                    days.append(day)
+    return sorted(days)
+
+
+def published_sessions(
+    output_dir: Path, *, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[dt.date, ManifestSummary]:
+    """Summaries of every published session (optionally in [start, end]), oldest first.
+
+    A manifest that cannot be read gives a summary with status ``corrupt`` and ``error`` set
+    rather than an exception, so one bad file never hides the others. Summaries are cached per
+    file by (inode, mtime, size): listing 3,000 sessions a second time costs a directory scan.
+    """
+    directory = manifests_dir(output_dir)
+    if not directory.is_dir():
+        return {}
+    found: dict[dt.date, ManifestSummary] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            day = parse_session_dirname(name.removesuffix(".json"))
+            if day is None or (start and day < start) or (end and day > end):
+                continue
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue  # replaced or removed while listing
+            key = entry.path
+            with _summary_lock:
+                cached = _summary_cache.get(key)
+            # A re-publish renames a new file over the old one: the inode changes even when the
+            # mtime and size happen to match.
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if cached and cached[0] == identity:
+                found[day] = cached[1]
+                continue
+            try:
+                summary = ManifestSummary.of(read_manifest(Path(entry.path)))
+            except FileNotFoundError:
+                continue
+            except ManifestError as exc:
+                summary = ManifestSummary.unreadable(day, str(exc))
+            with _summary_lock:
+                _summary_cache[key] = (identity, summary)
+            found[day] = summary
+    return dict(sorted(found.items()))

@@ -1,0 +1,306 @@
+"""Parquet files of the temp stages, the published datasets and the quarantine.
+
+Published files are written by ``PublishedDatasetWriter``: one file per dataset and session, one
+row group per chunk (a staged response, i.e. one expiration), each chunk sorted by the dataset's
+sort keys, so memory is bounded by one expiration, never by the day. The file is hashed while it is
+written and gets a content-derived name when it is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spx_dagster.core.datasets import DATASETS, SCHEMA_VERSION
+from spx_dagster.core.storage.atomic import (
+    DEFAULT_DIR_MODE,
+    DEFAULT_FILE_MODE,
+    HashingFile,
+    atomic_writer,
+    commit_temp,
+    discard_temp,
+    ensure_dir,
+    fsync_dir,
+    open_temp,
+    write_checksum_sidecar,
+)
+from spx_dagster.core.storage.layout import (
+    dataset_session_dir,
+    published_file_name,
+    quarantine_file,
+    relative_to_output,
+    validated_file,
+    validated_parts,
+)
+from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
+
+COMPRESSION = "zstd"
+META_SCHEMA_VERSION = b"spx_data.schema_version"
+META_DATASET = b"spx_data.dataset"
+META_SESSION = b"spx_data.session"
+REASON_COLUMN = "reason"
+
+
+def file_metadata(dataset: str, session: dt.date) -> dict[bytes, bytes]:
+    """Key-value metadata written into every published and quarantine file."""
+    return {
+        META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+        META_DATASET: dataset.encode(),
+        META_SESSION: session.isoformat().encode(),
+    }
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def write_table_atomic(
+    path: Path,
+    table: pa.Table,
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+    metadata: dict[bytes, bytes] | None = None,
+) -> WrittenFile:
+    """Write ``table`` to ``path`` as zstd parquet, atomically (temp, fsync, rename)."""
+    path = Path(path)
+    ensure_dir(path.parent, mode=dir_mode)
+    schema = table.schema
+    if metadata:
+        schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+    with (
+        atomic_writer(path, mode=file_mode) as out,
+        pq.ParquetWriter(out, schema, compression=COMPRESSION) as writer,
+    ):
+        writer.write_table(
+            table.replace_schema_metadata(schema.metadata),
+            row_group_size=max(1, table.num_rows),
+        )
+    return WrittenFile(path, table.num_rows, out.size, out.sha256)
+
+
+def sort_chunk(table: pa.Table, dataset: str) -> pa.Table:
+    """Sort one chunk by the dataset's sort keys (root, expiration, strike, right[, timestamp])."""
+    keys = [(k, "ascending") for k in DATASETS[dataset].sort_keys if k in table.column_names]
+    return table.sort_by(keys) if table.num_rows > 1 else table
+
+
+class PublishedDatasetWriter:
+    """Streams a dataset's chunks of one session into a single published parquet file.
+
+    Usage::
+
+        with PublishedDatasetWriter(output_dir, session, "greeks") as writer:
+            for table in chunks:            # in (root, expiration) order
+                writer.write(table)
+        entry = writer.entry                # DatasetEntry for the manifest
+
+    ``close()`` renames the finished file to ``<dataset>-<sha256[:16]>.parquet`` and writes its
+    ``.sha256`` sidecar; nothing is deleted, so the files of the current manifest stay intact.
+    A dataset without rows publishes no file. On an exception the temp file is removed.
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        session: dt.date,
+        dataset: str,
+        *,
+        file_mode: int = DEFAULT_FILE_MODE,
+        dir_mode: int = DEFAULT_DIR_MODE,
+    ) -> None:
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        self.output_dir = Path(output_dir)
+        self.session = session
+        self.dataset = dataset
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+        self.directory = dataset_session_dir(self.output_dir, dataset, session)
+        self.schema = DATASETS[dataset].schema.with_metadata(file_metadata(dataset, session))
+        self.rows = 0
+        self.row_groups = 0
+        self.entry: DatasetEntry | None = None
+        self._temp: HashingFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        """Sort one chunk and append it as one row group (empty chunks are skipped)."""
+        if table.num_rows == 0:
+            return
+        chunk = sort_chunk(table.select(self.schema.names).cast(self.schema), self.dataset)
+        if self._writer is None:
+            ensure_dir(self.directory, mode=self.dir_mode)
+            self._temp = open_temp(self.directory, f"{self.dataset}.parquet", mode=self.file_mode)
+            self._writer = pq.ParquetWriter(self._temp, self.schema, compression=COMPRESSION)
+        self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+        self.rows += chunk.num_rows
+        self.row_groups += 1
+
+    def close(self) -> DatasetEntry:
+        """Finish the file, give it its content name and sidecar; return the manifest entry."""
+        if self.entry is not None:
+            return self.entry
+        if self._writer is None or self._temp is None:
+            self.entry = DatasetEntry(files=[], rows=0)
+            return self.entry
+        self._writer.close()
+        temp = self._temp
+        final = self.directory / published_file_name(self.dataset, temp.sha256)
+        commit_temp(temp, final)
+        write_checksum_sidecar(final, temp.sha256, mode=self.file_mode)
+        fsync_dir(self.directory)
+        self.entry = DatasetEntry(
+            files=[
+                FileEntry(
+                    path=relative_to_output(self.output_dir, final),
+                    rows=self.rows,
+                    bytes=temp.size,
+                    sha256=temp.sha256,
+                )
+            ],
+            rows=self.rows,
+        )
+        return self.entry
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # may be broken already; the temp goes anyway
+                self._writer.close()
+        if self._temp is not None:
+            discard_temp(self._temp)
+        self._writer = self._temp = None
+
+    def __enter__(self) -> PublishedDatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def publish_dataset(
+    output_dir: Path,
+    session: dt.date,
+    dataset: str,
+    tables: Iterable[pa.Table],
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> DatasetEntry:
+    """Write a dataset's chunks as the session's published file; return its manifest entry.
+
+    Call inside ``session_lock`` and follow with ``commit_manifest``: until the manifest names the
+    new file it is an orphan and the old session stays the published one.
+    """
+    with PublishedDatasetWriter(
+        output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
+    ) as writer:
+        for table in tables:
+            writer.write(table)
+    assert writer.entry is not None
+    return writer.entry
+
+
+def iter_validated_tables(temp_dir: Path, session: dt.date, dataset: str) -> Iterator[pa.Table]:
+    """The validated parts of a dataset, one table at a time, in (root, expiration) order."""
+    for part in validated_parts(temp_dir, session, dataset):
+        yield pq.read_table(validated_file(temp_dir, session, dataset, part))
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    path: Path
+    rows: int
+
+
+class QuarantineWriter:
+    """Collects a dataset's rejected rows (with ``reason``) into one quarantine parquet file.
+
+    Rows are streamed to a temp file as they come, and the file is renamed to
+    ``_quarantine/date=D/<dataset>.parquet`` on ``close()``. A run with no rejected rows removes
+    the file a previous run may have left, so the quarantine always describes the latest run.
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        session: dt.date,
+        dataset: str,
+        *,
+        file_mode: int = DEFAULT_FILE_MODE,
+        dir_mode: int = DEFAULT_DIR_MODE,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.path = quarantine_file(self.output_dir, session, dataset)
+        # Every column nullable: a row may be here precisely because a key is null.
+        self.schema = pa.schema(
+            [f.with_nullable(True) for f in DATASETS[dataset].schema]
+            + [pa.field(REASON_COLUMN, pa.string(), nullable=False)],
+            metadata=file_metadata(dataset, session),
+        )
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+        self.rows = 0
+        self.result: QuarantineEntry | None = None
+        self._temp: HashingFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def append(self, rejected: pa.Table) -> None:
+        if rejected.num_rows == 0:
+            return
+        chunk = rejected.select(self.schema.names).cast(self.schema)
+        if self._writer is None:
+            ensure_dir(self.path.parent, mode=self.dir_mode)
+            self._temp = open_temp(self.path.parent, self.path.name, mode=self.file_mode)
+            self._writer = pq.ParquetWriter(self._temp, self.schema, compression=COMPRESSION)
+        self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+        self.rows += chunk.num_rows
+
+    def close(self) -> QuarantineEntry | None:
+        """Commit the quarantine file (or remove a stale one); None when nothing was rejected."""
+        if self._writer is None or self._temp is None:
+            if self.path.exists():
+                self.path.unlink()
+                fsync_dir(self.path.parent)
+            return None
+        self._writer.close()
+        commit_temp(self._temp, self.path)
+        self._writer = self._temp = None
+        self.result = QuarantineEntry(self.path, self.rows)
+        return self.result
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # already broken; the temp file goes anyway
+                self._writer.close()
+        if self._temp is not None:
+            discard_temp(self._temp)
+        self._writer = self._temp = None
+
+    def __enter__(self) -> QuarantineWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_part(path: Path) -> pa.Table:
+    """Read one staged or validated part."""
+    return pq.read_table(path)

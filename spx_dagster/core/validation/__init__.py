@@ -1,0 +1,41 @@
+"""Validation of staged responses (pandera per dataset), quarantine and the quality score.
+
+Plain Python (no Dagster). The validated-stage asset calls, per dataset::
+
+    context = ValidationContext(session, interval="1m")
+    quality = QualityAccumulator(listed=[(root, exp), ...])
+    result = validate_staged_dataset(temp_dir, output_dir, session, "greeks", context, quality)
+    report = quality.report()          # QualityReport(score, parts, counts, ...)
+"""
+
+from spx_dagster.core.validation.quality import (
+    QUALITY_WEIGHTS,
+    ChunkStats,
+    QualityAccumulator,
+    QualityReport,
+    quality_score,
+)
+from spx_dagster.core.validation.schemas import (
+    SchemaBreak,
+    ValidationContext,
+    build_schema,
+    conform_table,
+)
+from spx_dagster.core.validation.stage import StageResult, validate_staged_dataset
+from spx_dagster.core.validation.validate import ValidationResult, validate_table
+
+__all__ = [
+    "QUALITY_WEIGHTS",
+    "ChunkStats",
+    "QualityAccumulator",
+    "QualityReport",
+    "SchemaBreak",
+    "StageResult",
+    "ValidationContext",
+    "ValidationResult",
+    "build_schema",
+    "conform_table",
+    "quality_score",
+    "validate_staged_dataset",
+    "validate_table",
+]

@@ -1,0 +1,85 @@
+"""The validated stage of one dataset: every staged response, one at a time.
+
+Each staged part is read, validated, and split into ``<temp_dir>/validated/...`` (valid rows,
+written atomically) and the dataset's quarantine file (rejected rows with their reason). Memory
+is bounded by one response. Re-running is safe: every output is rewritten from the staged parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
+from spx_dagster.core.storage.layout import staged_file, staged_parts, validated_file
+from spx_dagster.core.storage.parquet_io import (
+    QuarantineEntry,
+    QuarantineWriter,
+    write_table_atomic,
+)
+from spx_dagster.core.validation.quality import ChunkStats, QualityAccumulator
+from spx_dagster.core.validation.schemas import ValidationContext
+from spx_dagster.core.validation.validate import validate_table
+
+
+@dataclass
+class StageResult:
+    dataset: str
+    parts: int
+    stats: ChunkStats
+    quarantine: QuarantineEntry | None
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.stats.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def validate_staged_dataset(
+    temp_dir: Path,
+    output_dir: Path,
+    session: dt.date,
+    dataset: str,
+    context: ValidationContext,
+    accumulator: QualityAccumulator | None = None,
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> StageResult:
+    """Validate every staged part of ``dataset``; SchemaBreak stops at the first broken part.
+
+    On SchemaBreak nothing of this dataset's quarantine is committed, and the validated parts
+    already written stay in the temp directory (they are rewritten by the next run).
+    """
+    started = time.monotonic()
+    total = ChunkStats(dataset)
+    parts = staged_parts(temp_dir, session, dataset)
+    with QuarantineWriter(
+        output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
+    ) as quarantine:
+        for part in parts:
+            source = staged_file(temp_dir, session, dataset, part)
+            result = validate_table(pq.read_table(source), dataset, context, source=str(source))
+            write_table_atomic(
+                validated_file(temp_dir, session, dataset, part),
+                result.valid,
+                file_mode=file_mode,
+                dir_mode=dir_mode,
+            )
+            quarantine.append(result.rejected)
+            total.add(result.stats)
+            if accumulator is not None:
+                accumulator.add(result.stats)
+    if accumulator is not None and not parts:
+        accumulator.add(ChunkStats(dataset))
+    return StageResult(
+        dataset=dataset,
+        parts=len(parts),
+        stats=total,
+        quarantine=quarantine.result,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,32 @@
+"""Names the Dagster layer, the CLI and the tests agree on: asset keys, check names, tags, pools."""
+
+import dagster as dg
+
+ASSET_PREFIX = "spx"
+RAW = dg.AssetKey([ASSET_PREFIX, "raw_option_chains"])
+VALIDATED = dg.AssetKey([ASSET_PREFIX, "validated_options"])
+PARQUET = dg.AssetKey([ASSET_PREFIX, "options_parquet"])
+CATALOG = dg.AssetKey([ASSET_PREFIX, "catalog"])
+SESSION_ASSETS = (RAW, VALIDATED, PARQUET)
+
+# Asset checks (name -> asset)
+SCHEMA_CHECK = dg.AssetCheckKey(VALIDATED, "schema_conformance")
+QUALITY_CHECK = dg.AssetCheckKey(VALIDATED, "quality_score")
+COVERAGE_CHECK = dg.AssetCheckKey(VALIDATED, "expiration_coverage")
+INTERVALS_CHECK = dg.AssetCheckKey(VALIDATED, "interval_completeness")
+CHECKSUM_CHECK = dg.AssetCheckKey(PARQUET, "checksums_match")
+
+SESSION_JOB = "spx_session_job"
+CATALOG_JOB = "spx_catalog_job"
+
+# Dagster pool shared by every step that talks to ThetaTerminal: its size is the tier's limit.
+THETADATA_POOL = "thetadata"
+# The catalog's DuckDB file has a single writer.
+CATALOG_POOL = "spx_catalog"
+
+PARTITION_TAG = "dagster/partition"
+BACKFILL_TAG = "dagster/backfill"
+ERROR_CATEGORY_TAG = "spx/error_category"
+ERROR_MESSAGE_TAG = "spx/error_message"
+FORCED_TAG = "spx/forced"
+TRIGGER_TAG = "spx/trigger"  # cli | schedule | gap_sensor | retry

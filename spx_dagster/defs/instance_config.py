@@ -1,0 +1,75 @@
+"""The Dagster instance spx-data runs on: its ``dagster.yaml`` and its pool limits.
+
+``render_instance_yaml()`` is the repository's ``dagster.yaml`` (a test keeps the two equal) and
+what ``spx-data`` writes into a new ``DAGSTER_HOME``. Pool limits live in the instance's storage,
+not in the YAML, so ``apply_pool_limits`` sets them from the settings before work starts.
+
+The ThetaData limit is global: every fetch step runs ``thetadata.concurrency`` requests at once,
+and the ``thetadata`` pool admits ``tier limit // thetadata.concurrency`` fetch steps, so the
+product never exceeds what the subscription allows, however many runs or workers are active.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from spx_dagster.core.thetadata.vendor import TIER_CONCURRENCY, Tier
+from spx_dagster.defs.constants import BACKFILL_TAG, CATALOG_POOL, THETADATA_POOL
+
+MAX_CONCURRENT_RUNS = 4
+BACKFILL_RUN_LIMIT = 4
+RUN_RETRIES = 2
+
+INSTANCE_YAML = f"""\
+# Dagster instance of spx-data (written into DAGSTER_HOME by spx-data; see README "Concurrency").
+# SQLite storage under DAGSTER_HOME by default; see deploy/postgres/dagster.yaml to scale out.
+concurrency:
+  runs:
+    # Runs started at once; the rest wait in the queue (QueuedRunCoordinator).
+    max_concurrent_runs: {MAX_CONCURRENT_RUNS}
+    tag_concurrency_limits:
+      # Runs of any one backfill at once, so a backfill leaves room for the daily run.
+      - key: {BACKFILL_TAG}
+        limit: {BACKFILL_RUN_LIMIT}
+        value:
+          applyLimitPerUniqueValue: true
+  pools:
+    # Pools without an explicit limit ({THETADATA_POOL} and {CATALOG_POOL} get theirs from
+    # `spx-data`, see README): one step at a time.
+    default_limit: 1
+run_retries:
+  # Re-run crashed runs (a killed worker); asset failures are retried per step by RetryPolicy.
+  enabled: true
+  max_retries: {RUN_RETRIES}
+  retry_on_asset_or_op_failure: false
+telemetry:
+  enabled: false
+"""
+
+
+def render_instance_yaml() -> str:
+    return INSTANCE_YAML
+
+
+def thetadata_pool_limit(tier: str | Tier, concurrency: int) -> int:
+    """Fetch steps admitted at once so that steps × requests per step ≤ the tier's limit."""
+    limit = TIER_CONCURRENCY[Tier(str(tier))]
+    return max(1, limit // max(1, int(concurrency)))
+
+
+def pool_limits(settings: Any) -> dict[str, int]:
+    td = settings.thetadata
+    return {
+        THETADATA_POOL: thetadata_pool_limit(td.subscription_tier, settings.effective_concurrency),
+        CATALOG_POOL: 1,
+    }
+
+
+def apply_pool_limits(instance: dg.DagsterInstance, settings: Any) -> dict[str, int]:
+    """Set the pools' limits in the instance from the settings; return them."""
+    limits = pool_limits(settings)
+    for pool, limit in limits.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+    return limits
