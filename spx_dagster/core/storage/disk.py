@@ -8,9 +8,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.thetadata.vendor import INTERVALS
 
-DEFAULT_MIN_FREE_GB = 5.0
+DEFAULT_MIN_FREE_GB = 1.0
 GB = 1_000_000_000
 # Published parquet bytes of one full-chain session (both roots) at the 1m interval, before any
 # history exists. Rough figures from the published scale (15k-30k contracts, 391 rows each for
@@ -53,7 +54,7 @@ def _human(n: float) -> str:
 
 
 def _existing_ancestor(path: Path) -> Path:
-    path = Path(path).absolute()
+    path = local_path(path).absolute()
     while not path.exists() and path.parent != path:
         path = path.parent
     return path
