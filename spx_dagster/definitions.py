@@ -5,9 +5,15 @@ from dagster_duckdb import DuckDBResource
 
 from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
 from spx_dagster.defs.catalog import catalog, catalog_file, catalog_job, catalog_refresh_sensor
+from spx_dagster.defs.executors import selected_executor
 from spx_dagster.defs.jobs import session_job
 from spx_dagster.defs.resources import SpxSettingsResource, ThetaDataResource
 from spx_dagster.defs.schedules import daily_session_schedule
+from spx_dagster.defs.sensors import (
+    canceled_category_sensor,
+    failure_category_sensor,
+    gap_fill_sensor,
+)
 
 
 def build_resources() -> dict:
@@ -23,6 +29,13 @@ defs = dg.Definitions(
     assets=[raw_option_chains, validated_options, options_parquet, catalog],
     jobs=[session_job, catalog_job],
     schedules=[daily_session_schedule],
-    sensors=[catalog_refresh_sensor],
+    sensors=[
+        catalog_refresh_sensor,
+        gap_fill_sensor,
+        failure_category_sensor,
+        canceled_category_sensor,
+    ],
     resources=build_resources(),
+    # None (the default multiprocess executor) unless SPX_DATA_EXECUTOR selects another.
+    executor=selected_executor(),
 )

@@ -13,12 +13,36 @@ import click
 # command name -> "module:attribute"; the order is the order of `spx-data --help`.
 COMMANDS: dict[str, str] = {
     "config": "spx_dagster.cli.config_cmd:config",
+    "status": "spx_dagster.cli.status_cmd:status",
+    "list": "spx_dagster.cli.list_cmd:list_sessions",
+    "gaps": "spx_dagster.cli.gaps_cmd:gaps",
+    "verify": "spx_dagster.cli.verify_cmd:verify",
+    "errors": "spx_dagster.cli.errors_cmd:errors",
+    "perf": "spx_dagster.cli.perf_cmd:perf",
+    "process": "spx_dagster.cli.process_cmd:process",
+    "backfill": "spx_dagster.cli.backfill_cmd:backfill",
+    "fill-gaps": "spx_dagster.cli.fill_gaps_cmd:fill_gaps",
+    "retry": "spx_dagster.cli.retry_cmd:retry",
+    "demo": "spx_dagster.cli.demo_cmd:demo",
+    "serve": "spx_dagster.cli.serve_cmd:serve",
     "simulator": "spx_dagster.cli.simulator_cmd:simulator",
 }
 
 # One-line summaries shown by `spx-data --help` without importing the command modules.
 SUMMARIES: dict[str, str] = {
     "config": "Show, change, validate and reset the persisted configuration.",
+    "status": "Health (terminal, instance, daemon, disk, memory, catalog), live runs, errors.",
+    "list": "Processed sessions with status, rows, size, quality, duration and attempts.",
+    "gaps": "Missing, failed, corrupt and low-quality sessions, prioritised, with estimates.",
+    "verify": "Re-hash published files against their manifests; exit 1 on any mismatch.",
+    "errors": "Error history of sessions with categories, patterns and advice.",
+    "perf": "Throughput, duration and memory history with trends and alerts.",
+    "process": "Process one session through the Dagster graph in process, with live progress.",
+    "backfill": "Backfill a date range through the daemon; list, status, pause and resume.",
+    "fill-gaps": "Turn the gap analysis into prioritised backfills (--dry-run shows the plan).",
+    "retry": "Re-run failed sessions with a strategy chosen from the original failure.",
+    "demo": "Simulator + the latest sessions end to end + verification + summary.",
+    "serve": "Dagster web UI + daemon on this instance (dagster dev underneath).",
     "simulator": "Run the built-in ThetaTerminal simulator (wire-compatible v3/v2).",
 }
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage import read_manifest
 from spx_dagster.core.storage.layout import manifests_dir
+from spx_dagster.core.storage.location import local_path
 
 SESSIONS_SCHEMA = pa.schema(
     [
@@ -118,13 +119,13 @@ def _rows_from_manifests(output_dir: Path) -> tuple[dict[str, list], dict[str, l
 
 def dataset_glob(output_dir: Path, dataset: str) -> str:
     """The glob a researcher reads a dataset with (hive partitioning gives the ``date`` column)."""
-    return str(Path(output_dir) / dataset / "date=*" / "*.parquet")
+    return str(local_path(output_dir) / dataset / "date=*" / "*.parquet")
 
 
 def refresh_catalog(connection: Any, output_dir: Path) -> CatalogStats:
     """Rebuild the catalog in ``connection`` (a DuckDB connection) from ``output_dir``."""
     started = time.monotonic()
-    output_dir = Path(output_dir)
+    output_dir = local_path(output_dir)
     sessions, files, quality, unreadable = _rows_from_manifests(output_dir)
     tables = {
         "sessions": pa.table(sessions, schema=SESSIONS_SCHEMA),

@@ -9,6 +9,7 @@ the gap sensor and the tests share one definition of "missing", "failed" and "co
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,7 @@ TRANSIENT_CATEGORIES = frozenset(
         "rate_limited",
         "disconnected",
         "server_starting",
+        "server_error",  # a 5xx from an HTTP stack in between: the client retries it too
         "general",
         "truncated",
         "connection",
@@ -122,6 +124,11 @@ class SessionRecord:
         return d
 
 
+def _started(run: RunFact) -> float:
+    # A run that has not started (queued) is newer than every started one.
+    return run.start_time if run.start_time is not None else math.inf
+
+
 def session_records(
     expected: Iterable[dt.date],
     published: Mapping[dt.date, PublishedFact],
@@ -140,7 +147,7 @@ def session_records(
     corrupt_set = set(corrupt)
     out: dict[dt.date, SessionRecord] = {}
     for day in expected:
-        day_runs = sorted(by_session.get(day, ()), key=lambda r: r.start_time or 0.0)
+        day_runs = sorted(by_session.get(day, ()), key=_started)
         record = SessionRecord(session=day, state=SessionState.MISSING)
         record.attempts = sum(1 for r in day_runs if not r.in_progress)
         failures = 0

@@ -48,6 +48,7 @@ from spx_dagster.core.storage import (
     validated_parts,
 )
 from spx_dagster.core.storage.layout import manifests_dir
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
 from spx_dagster.core.thetadata.vendor import Tier
 from spx_dagster.core.validation import (
@@ -96,8 +97,8 @@ class PipelineSettings:
         td, proc, store = settings.thetadata, settings.processing, settings.storage
         file_mode = _mode(getattr(store, "file_mode", None), DEFAULT_FILE_MODE)
         return cls(
-            output_dir=Path(store.output_dir).expanduser(),
-            temp_dir=Path(store.temp_dir).expanduser(),
+            output_dir=local_path(store.output_dir),
+            temp_dir=local_path(store.temp_dir),
             roots=tuple(proc.roots),
             datasets=tuple(proc.datasets),
             interval=str(proc.interval),
@@ -182,6 +183,7 @@ def _chain_from_json(data: Mapping) -> ListedChain:
 
 def _write_json(path: Path, payload: Any, cfg: PipelineSettings) -> None:
     text = json.dumps(payload, indent=1, default=str) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh temp_dir has no session dir yet
     atomic_write_bytes(path, text.encode(), mode=cfg.file_mode)
 
 

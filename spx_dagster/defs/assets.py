@@ -8,7 +8,9 @@ permanent failures skip Dagster's step retries.
 """
 
 import contextlib
+import os
 import resource
+import socket
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,13 +66,18 @@ def progress_dir() -> str:
 
 def _reporter(context: dg.AssetExecutionContext) -> ProgressReporter:
     return ProgressReporter(
-        session=context.partition_key, run_id=context.run_id, directory=Path(progress_dir())
+        session=context.partition_key, run_id=context.run.run_id, directory=Path(progress_dir())
     )
 
 
 def _peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux.
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _worker() -> str:
+    """``host:pid`` of the process that ran the step: shows where work went across workers."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextlib.contextmanager
@@ -85,7 +92,7 @@ def recorded_failure(context: dg.AssetExecutionContext, stage: str) -> Iterator[
         message = failures.short_message(error)
         with contextlib.suppress(Exception):
             context.instance.add_run_tags(
-                context.run_id, {ERROR_CATEGORY_TAG: category, ERROR_MESSAGE_TAG: message}
+                context.run.run_id, {ERROR_CATEGORY_TAG: category, ERROR_MESSAGE_TAG: message}
             )
         context.log.error(f"{stage} of {context.partition_key} failed ({category}): {error}")
         if isinstance(error, Exception) and not failures.is_transient(category):
@@ -146,6 +153,7 @@ def raw_option_chains(
             "records_per_min": _per_minute(summary.rows, seconds),
             "mb_per_min": _per_minute(summary.bytes / 1e6, seconds),
             "peak_rss_mb": _peak_rss_mb(),
+            "worker": _worker(),
             "disk_estimate_bytes": need,
             "source": f"{cfg.source.kind} at {cfg.source.terminal_url}",
         }
@@ -211,7 +219,7 @@ def _schema_break_result(
     context: dg.AssetExecutionContext, broken: SchemaBreak
 ) -> dg.MaterializeResult:
     context.instance.add_run_tags(
-        context.run_id,
+        context.run.run_id,
         {ERROR_CATEGORY_TAG: "schema", ERROR_MESSAGE_TAG: failures.short_message(broken)},
     )
     skipped = {"reason": "the schema check failed; nothing was measured"}
@@ -266,6 +274,7 @@ def _validated_result(outcome, min_score: float) -> dg.MaterializeResult:
             "seconds": round(outcome.seconds, 3),
             "records_per_min": _per_minute(outcome.rows, max(outcome.seconds, 1e-6)),
             "peak_rss_mb": _peak_rss_mb(),
+            "worker": _worker(),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -351,6 +360,7 @@ def options_parquet(
             "records_per_min": _per_minute(manifest.rows, max(total_s, 1e-6)),
             "mb_per_min": _per_minute(manifest.bytes / 1e6, max(total_s, 1e-6)),
             "peak_rss_mb": _peak_rss_mb(),
+            "worker": _worker(),
             "manifest": dg.MetadataValue.path(str(outcome.manifest_path)),
             "source": manifest.source.kind,
         },

@@ -64,9 +64,12 @@ catalog_job = dg.define_asset_job(CATALOG_JOB, selection=[CATALOG])
 )
 def catalog_refresh_sensor(context: dg.SensorEvaluationContext):
     """Compare the latest parquet materialization with the one the catalog last saw."""
-    latest = context.instance.get_latest_materialization_event(PARQUET)
-    if latest is None:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=PARQUET), limit=1
+    ).records
+    if not records:
         return dg.SkipReason("no session has been published yet")
+    latest = records[0]  # an EventLogRecord: it has the storage id (an EventLogEntry has not)
     seen = int(context.cursor or 0)
     if latest.storage_id <= seen:
         return dg.SkipReason("the catalog is up to date")

@@ -26,6 +26,8 @@ CATALOG_POOL = "spx_catalog"
 
 PARTITION_TAG = "dagster/partition"
 BACKFILL_TAG = "dagster/backfill"
+# `backfill --concurrency N`: runs tagged <prefix>N=<backfill id>, limited to N (dagster.yaml).
+BACKFILL_RUNS_TAG_PREFIX = "spx/backfill_runs_"
 ERROR_CATEGORY_TAG = "spx/error_category"
 ERROR_MESSAGE_TAG = "spx/error_message"
 FORCED_TAG = "spx/forced"

@@ -16,11 +16,29 @@ from typing import Any
 import dagster as dg
 
 from spx_dagster.core.thetadata.vendor import TIER_CONCURRENCY, Tier
-from spx_dagster.defs.constants import BACKFILL_TAG, CATALOG_POOL, THETADATA_POOL
+from spx_dagster.defs.constants import (
+    BACKFILL_RUNS_TAG_PREFIX,
+    BACKFILL_TAG,
+    CATALOG_POOL,
+    THETADATA_POOL,
+)
 
 MAX_CONCURRENT_RUNS = 4
-BACKFILL_RUN_LIMIT = 4
+BACKFILL_RUN_LIMIT = 3
 RUN_RETRIES = 2
+
+
+def _per_backfill_rules() -> str:
+    # `spx-data backfill --concurrency N` (N below the limit above) tags its runs with
+    # spx/backfill_runs_N=<backfill id>; one rule per N caps that backfill at N runs.
+    return "".join(
+        f"      - key: {BACKFILL_RUNS_TAG_PREFIX}{n}\n"
+        f"        limit: {n}\n"
+        "        value:\n"
+        "          applyLimitPerUniqueValue: true\n"
+        for n in range(1, BACKFILL_RUN_LIMIT)
+    )
+
 
 INSTANCE_YAML = f"""\
 # Dagster instance of spx-data (written into DAGSTER_HOME by spx-data; see README "Concurrency").
@@ -35,7 +53,7 @@ concurrency:
         limit: {BACKFILL_RUN_LIMIT}
         value:
           applyLimitPerUniqueValue: true
-  pools:
+{_per_backfill_rules()}  pools:
     # Pools without an explicit limit ({THETADATA_POOL} and {CATALOG_POOL} get theirs from
     # `spx-data`, see README): one step at a time.
     default_limit: 1
@@ -49,8 +67,49 @@ telemetry:
 """
 
 
-def render_instance_yaml() -> str:
-    return INSTANCE_YAML
+# Instance storage profiles (README "Scaling out"). SQLite under DAGSTER_HOME is the embedded
+# default; Postgres lets several machines (daemon, webserver, run and step workers) share one
+# instance. Credentials come from the environment when the instance loads, never from the file.
+SQLITE_STORAGE = "sqlite"
+POSTGRES_STORAGE = "postgres"
+POSTGRES_ENV = {
+    "username": "SPX_DATA_PG_USER",
+    "password": "SPX_DATA_PG_PASSWORD",
+    "hostname": "SPX_DATA_PG_HOST",
+    "db_name": "SPX_DATA_PG_DB",
+    "port": "SPX_DATA_PG_PORT",
+}
+POSTGRES_STORAGE_YAML = (
+    "# Runs, event logs, schedules and pool slots in PostgreSQL (dagster-postgres), so every\n"
+    "# machine sees one instance; credentials come from these environment variables.\n"
+    "storage:\n"
+    "  postgres:\n"
+    "    postgres_db:\n"
+    + "".join(f"      {field}:\n        env: {var}\n" for field, var in POSTGRES_ENV.items())
+    + "      # The driver dagster-postgres installs (SQLAlchemy 2.1 would pick psycopg 3).\n"
+    + "      scheme: postgresql+psycopg2\n"
+)
+POSTGRES_HEADER = (
+    '# Dagster instance of spx-data on PostgreSQL (README "Scaling out"): copy this file to\n'
+    "# $DAGSTER_HOME/dagster.yaml on every machine and set SPX_DATA_PG_* there.\n"
+)
+
+
+def render_instance_yaml(storage: str = SQLITE_STORAGE) -> str:
+    """The instance's ``dagster.yaml``: ``sqlite`` (the default) or ``postgres``.
+
+    Both profiles share the run queue, tag limits, pool defaults and run retries; ``postgres``
+    adds a ``storage`` block whose credentials are ``SPX_DATA_PG_*`` environment variables.
+    """
+    if storage == SQLITE_STORAGE:
+        return INSTANCE_YAML
+    if storage == POSTGRES_STORAGE:
+        body = INSTANCE_YAML.split("\n", 2)[2]  # the default's two header lines name SQLite
+        return POSTGRES_HEADER + POSTGRES_STORAGE_YAML + body
+    raise ValueError(
+        f"instance storage {storage!r} is not a profile spx-data knows; use "
+        f"{SQLITE_STORAGE!r} (default) or {POSTGRES_STORAGE!r}"
+    )
 
 
 def thetadata_pool_limit(tier: str | Tier, concurrency: int) -> int:

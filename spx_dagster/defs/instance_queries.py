@@ -1,6 +1,6 @@
 """Read Dagster's instance into the plain records of ``core.history``.
 
-Runs and their partitions come from ``get_run_partition_data`` (one query, no run bodies);
+Runs come from ``get_run_records`` (every run of a session: attempts are counted from them),
 failure categories from the tags of failed runs; corrupt sessions from the latest partitioned
 results of the ``checksums_match`` check. Nothing here calls ``get_status_by_partition``: all
 per-session work is set arithmetic over partition keys.
@@ -20,9 +20,10 @@ from spx_dagster.defs.constants import (
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
     FORCED_TAG,
+    PARTITION_TAG,
     SESSION_JOB,
 )
-from spx_dagster.defs.partitions import session_from_key
+from spx_dagster.defs.partitions import session_from_key, session_key
 
 _FAILED = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -36,39 +37,51 @@ def _parse_key(key: str | None) -> dt.date | None:
         return None
 
 
-def run_facts(instance: dg.DagsterInstance, *, job_name: str | None = None) -> list[RunFact]:
-    """Every run of a session (any job materializing the session assets, or ``job_name``)."""
-    runs_filter = dg.RunsFilter(job_name=job_name) if job_name else dg.RunsFilter()
-    partition_data = instance.get_run_partition_data(runs_filter)
-    failed_tags: dict[str, dict[str, str]] = {}
-    for record in instance.get_run_records(
-        dg.RunsFilter(statuses=_FAILED, job_name=job_name)
-        if job_name
-        else dg.RunsFilter(statuses=_FAILED)
-    ):
-        failed_tags[record.dagster_run.run_id] = dict(record.dagster_run.tags)
-    forced_ids = {
-        r.dagster_run.run_id
-        for r in instance.get_run_records(dg.RunsFilter(tags={FORCED_TAG: "true"}))
-    }
+# Partition keys per tag query: well under SQLite's bound on the variables of one statement.
+_KEYS_PER_QUERY = 900
+
+
+def run_facts(
+    instance: dg.DagsterInstance,
+    *,
+    job_name: str | None = None,
+    sessions: Iterable[dt.date] | None = None,
+) -> list[RunFact]:
+    """Every run of a session, oldest first (of ``job_name``, of ``sessions`` if given).
+
+    Every run, not the latest per partition (``get_run_partition_data`` keeps only the latest
+    run of each partition): attempts and the attempt cap are counted from these. ``sessions``
+    restricts the query to those sessions' partition tags, which is what the gap sensor uses to
+    read only the sessions it may request.
+    """
+    if sessions is None:
+        filters = [dg.RunsFilter(job_name=job_name)]
+    else:
+        keys = sorted({session_key(day) for day in sessions})
+        filters = [
+            dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: keys[i : i + _KEYS_PER_QUERY]})
+            for i in range(0, len(keys), _KEYS_PER_QUERY)
+        ]
     facts = []
-    for data in partition_data:
-        day = _parse_key(data.partition)
-        if day is None:
-            continue
-        tags = failed_tags.get(data.run_id, {})
-        facts.append(
-            RunFact(
-                session=day,
-                run_id=data.run_id,
-                status=data.status.value,
-                start_time=data.start_time,
-                end_time=data.end_time,
-                error_category=tags.get(ERROR_CATEGORY_TAG),
-                error_message=tags.get(ERROR_MESSAGE_TAG),
-                forced=data.run_id in forced_ids,
+    for runs_filter in filters:
+        for record in instance.get_run_records(runs_filter, ascending=True):
+            run = record.dagster_run
+            day = _parse_key(run.tags.get(PARTITION_TAG))
+            if day is None:
+                continue
+            failed = run.status in _FAILED
+            facts.append(
+                RunFact(
+                    session=day,
+                    run_id=run.run_id,
+                    status=run.status.value,
+                    start_time=record.start_time,
+                    end_time=record.end_time,
+                    error_category=run.tags.get(ERROR_CATEGORY_TAG) if failed else None,
+                    error_message=run.tags.get(ERROR_MESSAGE_TAG) if failed else None,
+                    forced=run.tags.get(FORCED_TAG) == "true",
+                )
             )
-        )
     return facts
 
 

@@ -8,13 +8,17 @@ with weekend exclusions would target Friday from both the Saturday and the Sunda
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from spx_dagster.core import calendar
 from spx_dagster.defs.constants import SESSION_JOB, TRIGGER_TAG
 from spx_dagster.defs.partitions import session_key
 
-DAILY_CRON = "30 18 * * 1-5"
+# 75 minutes after ThetaData's 17:15 ET EOD report, on weekdays (weekends have no session).
+DAILY_TIME = dt.time(18, 30)
+DAILY_CRON = f"{DAILY_TIME.minute} {DAILY_TIME.hour} * * 1-5"
 
 
 @dg.schedule(

@@ -36,6 +36,7 @@ from spx_dagster.core.config.home import (
     spx_home,
 )
 from spx_dagster.core.datasets import DEFAULT_DATASETS
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.thetadata import vendor
 from spx_dagster.core.thetadata.vendor import Tier
 
@@ -183,7 +184,11 @@ def _path(value: Any) -> Any:
     if isinstance(value, str | Path):
         if not str(value).strip():
             raise ValueError("the path is empty")
-        return expand_path(str(value).strip())
+        text = str(value).strip()
+        if "://" in text:
+            # file:// URIs become paths; object stores are refused with the reason and the fix.
+            text = str(local_path(text))
+        return expand_path(text)
     return value
 
 

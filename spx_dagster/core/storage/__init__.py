@@ -48,6 +48,11 @@ from spx_dagster.core.storage.layout import (
     validated_file,
     validated_parts,
 )
+from spx_dagster.core.storage.location import (
+    UnsupportedStorageLocation,
+    local_path,
+    location_problem,
+)
 from spx_dagster.core.storage.locks import SessionLocked, session_lock
 from spx_dagster.core.storage.manifest import (
     STATUS_COMPLETE,
@@ -115,6 +120,7 @@ __all__ = [
     "QuarantineWriter",
     "SessionLocked",
     "SourceInfo",
+    "UnsupportedStorageLocation",
     "VerifyReport",
     "Versions",
     "atomic_write_bytes",
@@ -129,6 +135,8 @@ __all__ = [
     "find_tmp_leftovers",
     "iter_validated_tables",
     "load_manifest",
+    "local_path",
+    "location_problem",
     "lock_file",
     "manifest_path",
     "manifest_sessions",

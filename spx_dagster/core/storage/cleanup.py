@@ -22,6 +22,7 @@ from spx_dagster.core.storage.layout import (
     session_dirname,
     session_temp_dirs,
 )
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.locks import DEFAULT_LOCK_TIMEOUT_S, session_lock
 from spx_dagster.core.storage.manifest import Manifest, load_manifest
 
@@ -79,7 +80,7 @@ def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None
     A listed file's ``.sha256`` sidecar counts as listed; ``.tmp-`` files are left to
     ``session_tmp_leftovers``. Without a manifest every file is unlisted.
     """
-    output_dir = Path(output_dir)
+    output_dir = local_path(output_dir)
     listed: set[Path] = set()
     if manifest is not None:
         for entry in manifest.files:

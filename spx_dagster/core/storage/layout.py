@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from spx_dagster.core.storage.location import local_path
+
 STAGING_DIR = "staging"
 VALIDATED_DIR = "validated"
 MANIFESTS_DIR = "_manifests"
@@ -115,12 +117,12 @@ class PartKey:
 # ---------------------------------------------------------------------------------------------
 def staging_dir(temp_dir: Path, session: dt.date) -> Path:
     """``<temp_dir>/staging/date=D``: where the client stages a session's responses."""
-    return Path(temp_dir) / STAGING_DIR / session_dirname(session)
+    return local_path(temp_dir) / STAGING_DIR / session_dirname(session)
 
 
 def validated_dir(temp_dir: Path, session: dt.date) -> Path:
     """``<temp_dir>/validated/date=D``: the valid rows of each staged response."""
-    return Path(temp_dir) / VALIDATED_DIR / session_dirname(session)
+    return local_path(temp_dir) / VALIDATED_DIR / session_dirname(session)
 
 
 def staged_file(temp_dir: Path, session: dt.date, dataset: str, part: PartKey) -> Path:
@@ -171,7 +173,7 @@ def session_temp_dirs(temp_dir: Path, session: dt.date) -> list[Path]:
 # ---------------------------------------------------------------------------------------------
 def dataset_session_dir(output_dir: Path, dataset: str, session: dt.date) -> Path:
     """``<output_dir>/<dataset>/date=D``: the published files of one dataset and session."""
-    return Path(output_dir) / dataset / session_dirname(session)
+    return local_path(output_dir) / dataset / session_dirname(session)
 
 
 def published_file_name(dataset: str, sha256_hex: str) -> str:
@@ -185,7 +187,7 @@ def checksum_path(path: Path) -> Path:
 
 
 def manifests_dir(output_dir: Path) -> Path:
-    return Path(output_dir) / MANIFESTS_DIR
+    return local_path(output_dir) / MANIFESTS_DIR
 
 
 def manifest_path(output_dir: Path, session: dt.date) -> Path:
@@ -194,7 +196,7 @@ def manifest_path(output_dir: Path, session: dt.date) -> Path:
 
 
 def quarantine_dir(output_dir: Path, session: dt.date) -> Path:
-    return Path(output_dir) / QUARANTINE_DIR / session_dirname(session)
+    return local_path(output_dir) / QUARANTINE_DIR / session_dirname(session)
 
 
 def quarantine_file(output_dir: Path, session: dt.date, dataset: str) -> Path:
@@ -203,12 +205,12 @@ def quarantine_file(output_dir: Path, session: dt.date, dataset: str) -> Path:
 
 
 def lock_file(output_dir: Path, session: dt.date) -> Path:
-    return Path(output_dir) / LOCKS_DIR / f"{session_dirname(session)}.lock"
+    return local_path(output_dir) / LOCKS_DIR / f"{session_dirname(session)}.lock"
 
 
 def dataset_names_on_disk(output_dir: Path) -> list[str]:
     """Dataset directories under ``output_dir`` (anything not starting with ``_`` or ``.``)."""
-    root = Path(output_dir)
+    root = local_path(output_dir)
     if not root.is_dir():
         return []
     return sorted(
@@ -226,4 +228,4 @@ def session_data_dirs(output_dir: Path, session: dt.date) -> list[Path]:
 
 def relative_to_output(output_dir: Path, path: Path) -> str:
     """A path as the manifest records it: relative to ``output_dir``, with ``/`` separators."""
-    return Path(path).relative_to(output_dir).as_posix()
+    return Path(path).relative_to(local_path(output_dir)).as_posix()

@@ -38,6 +38,7 @@ from spx_dagster.core.storage.layout import (
     validated_file,
     validated_parts,
 )
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
 
 COMPRESSION = "zstd"
@@ -121,7 +122,7 @@ class PublishedDatasetWriter:
     ) -> None:
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-        self.output_dir = Path(output_dir)
+        self.output_dir = local_path(output_dir)
         self.session = session
         self.dataset = dataset
         self.file_mode = file_mode
@@ -244,7 +245,7 @@ class QuarantineWriter:
         file_mode: int = DEFAULT_FILE_MODE,
         dir_mode: int = DEFAULT_DIR_MODE,
     ) -> None:
-        self.output_dir = Path(output_dir)
+        self.output_dir = local_path(output_dir)
         self.path = quarantine_file(self.output_dir, session, dataset)
         # Every column nullable: a row may be here precisely because a key is null.
         self.schema = pa.schema(

@@ -15,6 +15,7 @@ from pathlib import Path
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, fsync_dir
 from spx_dagster.core.storage.cleanup import remove_unlisted
 from spx_dagster.core.storage.layout import manifest_path
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import STATUS_NO_DATA, Manifest, write_manifest
 
 
@@ -31,7 +32,7 @@ class CommitResult:
 def _check_listed_files(output_dir: Path, manifest: Manifest) -> None:
     problems = []
     for entry in manifest.files:
-        path = Path(output_dir) / entry.path
+        path = local_path(output_dir) / entry.path
         try:
             size = path.stat().st_size
         except FileNotFoundError:

@@ -23,6 +23,7 @@ from spx_dagster.core.storage.layout import (
     manifest_path,
     parse_session_dirname,
 )
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import (
     Manifest,
     ManifestError,
@@ -120,7 +121,7 @@ def verify_session(output_dir: Path, session: dt.date, *, checksums: bool = True
     With ``checksums=False`` only sizes, row counts and sidecars are checked (fast); otherwise
     every listed file is re-hashed in 1 MiB chunks.
     """
-    output_dir = Path(output_dir)
+    output_dir = local_path(output_dir)
     started = time.monotonic()
     report = VerifyReport(session=session, status="missing")
     path = manifest_path(output_dir, session)
@@ -248,7 +249,7 @@ def _check_file(output_dir: Path, entry, checksums: bool, report: VerifyReport) 
 
 def sessions_on_disk(output_dir: Path) -> list[dt.date]:
     """Sessions with a manifest or with any dataset directory (published or orphaned)."""
-    output_dir = Path(output_dir)
+    output_dir = local_path(output_dir)
     days = set(manifest_sessions(output_dir))
     for name in dataset_names_on_disk(output_dir):
         for entry in (output_dir / name).iterdir():

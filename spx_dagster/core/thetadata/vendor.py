@@ -22,6 +22,8 @@ API_PREFIX = {"v3": "/v3", "v2": "/v2"}
 HEALTH_PATH_V3 = "/v3/terminal/mdds/status"
 # The exact readiness text is uncertain in the public docs; CONNECTED is the documented example.
 HEALTH_READY_TEXT = "CONNECTED"
+# What the status path says while the terminal has lost ThetaData (one of the documented answers).
+HEALTH_DISCONNECTED_TEXT = "DISCONNECTED"
 # The legacy terminal's readiness probe (same answers: CONNECTED/UNVERIFIED/DISCONNECTED/ERROR).
 HEALTH_PATH_V2 = "/v2/system/mdds/status"
 HEALTH_PATHS = {"v3": HEALTH_PATH_V3, "v2": HEALTH_PATH_V2}
@@ -402,12 +404,29 @@ V2_TIME_COLUMNS: dict[str, dict[str, str]] = {
 }
 # v2 contract fields (in a row's `contract` object or as columns of flat rows).
 V2_CONTRACT_COLUMNS = ("root", "expiration", "strike", "right")
+# `header.format` of the v2 list answers (expirations and strikes are bare values).
+V2_LIST_FORMATS: dict[str, tuple[str, ...]] = {
+    "list_expirations": (V2_DATE_COLUMN,),
+    "list_strikes": ("strike",),
+    "list_contracts": V2_CONTRACT_COLUMNS,
+}
+
+
+def v2_tick_columns(dataset: str) -> tuple[str, ...]:
+    """`header.format` of a v2 bulk answer: v3's columns without the contract ones, timestamps
+    as their v2 ms columns, then `date` (e.g. greeks: ms_of_day, bid, ..., ms_of_day2,
+    underlying_price, date)."""
+    v2_for_v3 = {v3: v2 for v2, v3 in V2_TIME_COLUMNS.get(dataset, {}).items()}
+    columns = [v2_for_v3.get(c, c) for c in ENDPOINTS[dataset].columns if c not in CONTRACT_COLUMNS]
+    return (*columns, V2_DATE_COLUMN)
+
 
 # ---------------------------------------------------------------------------------------------
 # Units and encodings
 # ---------------------------------------------------------------------------------------------
 RIGHT_WIRE_TO_CODE = {"CALL": "C", "PUT": "P", "C": "C", "P": "P"}
 RIGHT_CODE_TO_V3_PARAM = {"C": "call", "P": "put", "both": "both"}
+RIGHT_CODE_TO_V3_WIRE = {"C": "CALL", "P": "PUT"}  # how v3 answers spell rights
 V2_STRIKE_PER_DOLLAR = 1000  # v2 strikes are integers in 1/10 cent: $5900 -> 5900000
 V2_NULL_PAGE = "null"  # v2 header.next_page when there is no next page
 NEXT_PAGE_HEADER = "Next-Page"

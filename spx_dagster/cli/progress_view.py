@@ -1,0 +1,228 @@
+"""Live progress on stderr: one session's run, or a whole backfill.
+
+``SessionProgressView`` is fed in process by ``core.progress`` listeners (``spx-data process``);
+``BackfillProgressView`` is fed by polling the instance for a backfill's runs and the progress
+files that run workers write under ``$SPX_DATA_HOME/progress``. Both draw with rich on stderr so
+stdout stays clean for results and ``--json``; on a non-terminal stderr rich draws only the final
+state, so logs and test captures get one line rather than an animation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from spx_dagster.cli.output import PIPE_WIDTH, stderr_console
+from spx_dagster.core.progress import ProgressSnapshot
+
+STAGE_NAMES = {
+    "starting": "starting",
+    "listing": "listing chain",
+    "fetch": "fetching",
+    "fetched": "fetched",
+    "validate": "validating",
+    "validated": "validated",
+    "publish": "publishing",
+    "done": "done",
+}
+
+
+def human_duration(seconds: float | None) -> str:
+    """``1:02:03`` / ``2:03`` / ``--:--`` for unknown."""
+    if seconds is None:
+        return "--:--"
+    total = round(max(seconds, 0.0))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def human_count(value: float) -> str:
+    """``950`` / ``12.3k`` / ``4.56M``."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def human_bytes(value: float) -> str:
+    for limit, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f} {suffix}"
+    return f"{value:.0f} B"
+
+
+def progress_console() -> Console:
+    """stderr; wide enough for the whole bar when stderr is a file or a pipe."""
+    console = stderr_console()
+    if not console.is_terminal:
+        console.width = max(console.width, PIPE_WIDTH)
+    return console
+
+
+def snapshot_fields(snapshot: ProgressSnapshot | dict) -> dict[str, str]:
+    """The text of every progress figure (shared by the bar and ``spx-data status``)."""
+    snap = snapshot if isinstance(snapshot, dict) else snapshot.to_dict()
+    done, total = int(snap.get("done") or 0), int(snap.get("total") or 0)
+    percent = f"{100.0 * done / total:5.1f}%" if total else "     "
+    return {
+        "stage": STAGE_NAMES.get(str(snap.get("stage")), str(snap.get("stage"))),
+        "counts": f"{done:>5}/{total:<5} {percent}" if total else f"{'':>11} {percent}",
+        "current": str(snap.get("current") or ""),
+        "rows_per_min": f"{human_count(float(snap.get('rows_per_min') or 0))} rows/min",
+        "mb_per_min": f"{float(snap.get('mb_per_min') or 0):.1f} MB/min",
+        "memory": f"mem {human_bytes(float(snap.get('rss_bytes') or 0))}",
+        "eta": f"ETA {human_duration(snap.get('eta_s'))}",
+    }
+
+
+class SessionProgressView:
+    """A progress bar for one session: stage, current root and expiration, done/total, %,
+    rows/min, MB/min, memory and ETA. Thread-safe ``update`` (fetch threads call it)."""
+
+    def __init__(self, label: str, *, enabled: bool = True, console: Console | None = None):
+        self.label = label
+        self.enabled = enabled
+        self.console = console or progress_console()
+        self._lock = threading.Lock()
+        self._rates: dict[str, str] = {}
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.fields[stage]:<13}"),
+            BarColumn(bar_width=28),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.fields[rows_per_min]}  {task.fields[mb_per_min]}"),
+            TextColumn("{task.fields[memory]}  {task.fields[eta]}"),
+            TextColumn("[dim]{task.fields[current]}"),
+            console=self.console,
+            transient=False,
+            auto_refresh=False,
+        )
+        self._task: TaskID | None = None
+        self._live: Live | None = None
+        self.last: ProgressSnapshot | None = None
+
+    def __enter__(self) -> SessionProgressView:
+        if self.enabled:
+            empty = snapshot_fields({"stage": "starting"})
+            self._task = self._progress.add_task(self.label, total=None, **empty)
+            self._live = Live(
+                self._progress,
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            live, self._live = self._live, None
+        if live is not None:
+            live.refresh()
+            live.__exit__(None, None, None)
+            if not self.console.is_terminal:
+                self.console.line()
+
+    def update(self, snapshot: ProgressSnapshot) -> None:
+        with self._lock:
+            self.last = snapshot
+            if self._task is None or self._live is None:
+                return
+            fields = snapshot_fields(snapshot)
+            # Each asset reports its own figures; keep the fetch's rates once it has moved on.
+            if snapshot.stage == "fetch":
+                self._rates = {k: fields[k] for k in ("rows_per_min", "mb_per_min")}
+            fields.update(self._rates)
+            self._progress.update(
+                self._task, total=snapshot.total or None, completed=snapshot.done, **fields
+            )
+
+    def message(self, text: str, *, style: str = "yellow") -> None:
+        """A line above the bar (or plain on stderr when the view is off)."""
+        line = Text(text, style=style)
+        if self._live is not None:
+            self._live.console.print(line)
+        else:
+            self.console.print(line)
+
+
+class BackfillProgressView:
+    """Overall progress of a backfill (done/failed/total, ETA) and its sessions in progress."""
+
+    def __init__(self, backfill_id: str, *, enabled: bool = True, console: Console | None = None):
+        self.backfill_id = backfill_id
+        self.enabled = enabled
+        self.console = console or progress_console()
+        self._live: Live | None = None
+
+    def __enter__(self) -> BackfillProgressView:
+        if self.enabled:
+            self._live = Live(
+                Text(f"backfill {self.backfill_id}: waiting for the daemon"),
+                console=self.console,
+                refresh_per_second=2,
+                transient=False,
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def update(self, progress, running: Iterable[dict] = ()) -> None:
+        """Redraw from a ``runner.BackfillProgress`` and the progress files of its runs."""
+        if self._live is None:
+            return
+        self._live.update(render_backfill(progress, running), refresh=True)
+
+
+def render_backfill(progress, running: Iterable[dict] = ()) -> Group:
+    """The backfill's overall bar and one line per session in progress."""
+    settled = len(progress.done) + len(progress.failed)
+    bar = Progress(
+        TextColumn("[bold]backfill {task.description}"),
+        BarColumn(bar_width=30),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[eta]}"),
+    )
+    counts = (
+        f"{len(progress.done)} done, {len(progress.failed)} failed, "
+        f"{len(progress.running)} running, {len(progress.queued) + len(progress.not_started)} "
+        f"waiting / {progress.total}"
+    )
+    bar.add_task(
+        progress.backfill_id,
+        total=progress.total or None,
+        completed=settled,
+        counts=counts,
+        eta=f"{progress.status.lower()}  elapsed {human_duration(progress.elapsed_s)}  "
+        f"ETA {human_duration(progress.eta_s)}",
+    )
+    table = Table.grid(padding=(0, 2))
+    for snap in running:
+        f = snapshot_fields(snap)
+        done, total = snap.get("done", 0), snap.get("total", 0)
+        pct = f"{100.0 * done / total:.0f}%" if total else ""
+        table.add_row(
+            str(snap.get("session")),
+            f["stage"],
+            f"{done}/{total} {pct}",
+            f["rows_per_min"],
+            f["eta"],
+            Text(f["current"], style="dim"),
+        )
+    return Group(bar, table)

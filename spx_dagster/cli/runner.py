@@ -1,0 +1,680 @@
+"""Dagster work started from the CLI: one session in process, the catalog, and backfills.
+
+``process``, ``retry`` and ``demo`` run a session's three assets in this process on the
+persistent instance (so the run shows in the UI like any other), through the session job of a
+``Definitions`` built per call: resources then read ``SPX_DATA_HOME`` as it is now, not as it was
+when ``spx_dagster.definitions`` was first imported. The run executes on a worker thread so the
+main thread stays free for Ctrl-C: the first one asks the run to stop at the next progress point
+(staged answers are kept for resume), a second one marks the run canceled and gives up at once.
+
+``backfill``, ``fill-gaps`` and ``retry --backfill`` submit Dagster asset backfills over the
+session partitions through the instance (what the web UI's "Materialize" → backfill does); the
+daemon (``spx-data serve``) launches their runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.execution.backfill import (
+    BULK_ACTION_TERMINAL_STATUSES,
+    BulkActionStatus,
+    PartitionBackfill,
+)
+from dagster._core.storage.tags import PARENT_BACKFILL_ID_TAG, ROOT_BACKFILL_ID_TAG
+from dagster._core.utils import make_new_backfill_id, make_new_run_id
+
+from spx_dagster.core.progress import ProgressSnapshot, add_listener, remove_listener
+from spx_dagster.core.storage import Manifest, load_manifest
+from spx_dagster.defs.constants import (
+    BACKFILL_RUNS_TAG_PREFIX,
+    BACKFILL_TAG,
+    CATALOG_JOB,
+    ERROR_CATEGORY_TAG,
+    ERROR_MESSAGE_TAG,
+    FORCED_TAG,
+    PARQUET,
+    PARTITION_TAG,
+    SESSION_ASSETS,
+    SESSION_JOB,
+    TRIGGER_TAG,
+)
+from spx_dagster.defs.partitions import session_from_key, session_key
+
+# Dagster's run-level priority tag: the queued run coordinator launches higher values first.
+PRIORITY_TAG = "dagster/priority"
+# `backfill --concurrency N` (N below the instance's per-backfill limit) tags its runs with
+# `spx/backfill_runs_<N>: <backfill id>`; dagster.yaml limits each such key to N runs per value.
+RESUMED_FROM_TAG = "spx/resumed_from"
+INTERRUPTED = "interrupted"
+# Progress stages at which a stop request ends the run; publishing always runs to its end
+# because it is short and commits the session atomically.
+STOPPABLE_STAGES = frozenset({"starting", "listing", "fetch", "fetched", "validate", "validated"})
+# Dagster's console logger would draw over the progress bar; the run's events are in the
+# instance (web UI, `spx-data errors`), so the CLI keeps the console quiet unless asked.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+def run_tags(
+    *, trigger: str, forced: bool = False, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The tags every CLI-started run or backfill carries (``spx/trigger``, ``spx/forced``)."""
+    tags = {TRIGGER_TAG: trigger}
+    if forced:
+        tags[FORCED_TAG] = "true"
+    tags.update(extra or {})
+    return tags
+
+
+def load_definitions() -> dg.Definitions:
+    """The code location's assets and jobs with resources bound to the current environment."""
+    from spx_dagster import definitions
+
+    return dg.Definitions(
+        assets=list(definitions.defs.assets or ()),
+        jobs=list(definitions.defs.jobs or ()),
+        resources=definitions.build_resources(),
+    )
+
+
+@contextlib.contextmanager
+def environment(overrides: Mapping[str, str] | None) -> Iterator[None]:
+    """Set environment variables for the duration (resources read settings from it)."""
+    saved = {key: os.environ.get(key) for key in overrides or {}}
+    os.environ.update(overrides or {})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# One session in process
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SessionOutcome:
+    """How one in-process run of a session ended.
+
+    ``status`` is ``success``, ``failed`` or ``interrupted``; on failure ``error_category`` and
+    ``error_message`` come from the run's ``spx/error_*`` tags (set by the assets) and
+    ``failed_step`` names the asset whose step failed.
+    """
+
+    session: dt.date
+    run_id: str
+    status: str
+    seconds: float
+    error_category: str | None = None
+    error_message: str | None = None
+    failed_step: str | None = None
+    manifest: Manifest | None = None
+    last_progress: ProgressSnapshot | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def to_dict(self) -> dict:
+        m = self.manifest
+        return {
+            "session": self.session.isoformat(),
+            "run_id": self.run_id,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "error_category": self.error_category,
+            "error_message": self.error_message,
+            "failed_step": self.failed_step,
+            "rows": m.rows if m else None,
+            "bytes": m.bytes if m else None,
+            "files": len(m.files) if m else None,
+            "quality_score": m.quality.score if m else None,
+            "requests": m.requests if m else None,
+            "retries": sum(m.retries.values()) if m else None,
+            "manifest_status": m.status if m else None,
+        }
+
+
+class SessionStopped(dg.Failure):
+    """Raised inside the run (from the progress listener) when the user asked it to stop."""
+
+
+@dataclass
+class SessionRun:
+    """One session's assets run in process on a worker thread.
+
+    Call ``start()``, then ``join()`` in a loop from the main thread so that Ctrl-C reaches it;
+    ``request_stop()`` ends the run at its next progress point, ``abandon()`` marks it canceled
+    without waiting (the caller then exits the process).
+    """
+
+    instance: dg.DagsterInstance
+    session: dt.date
+    tags: Mapping[str, str]
+    on_progress: Callable[[ProgressSnapshot], None] | None = None
+    env_overrides: Mapping[str, str] | None = None
+    output_dir: Path | None = None
+    run_id: str = field(default_factory=make_new_run_id)
+    outcome: SessionOutcome | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _done: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _error: BaseException | None = None
+    _last: ProgressSnapshot | None = None
+    _started: float = 0.0
+
+    def start(self) -> SessionRun:
+        self._started = time.monotonic()
+        add_listener(self._listen)
+        self._thread = threading.Thread(target=self._execute, name=f"run-{self.session}")
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds; True once the run has ended."""
+        # An Event, not Thread.join: a KeyboardInterrupt inside join() can leave the thread
+        # looking finished while it still runs (a CPython quirk of interrupted lock waits).
+        return self._done.wait(timeout)
+
+    def wait(self) -> SessionOutcome:
+        """Block until the run ends (interruptible by Ctrl-C in the main thread)."""
+        while not self.join(0.2):
+            pass
+        if self._error is not None:
+            raise self._error
+        assert self.outcome is not None
+        return self.outcome
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def abandon(self, reason: str) -> None:
+        """Mark the run canceled (category interrupted) and free its pool slots, now."""
+        remove_listener(self._listen)
+        with contextlib.suppress(Exception):
+            self.instance.add_run_tags(
+                self.run_id, {ERROR_CATEGORY_TAG: INTERRUPTED, ERROR_MESSAGE_TAG: reason}
+            )
+        with contextlib.suppress(Exception):
+            run = self.instance.get_run_by_id(self.run_id)
+            if run is not None and not run.is_finished:
+                self.instance.report_run_canceled(run, message=reason)
+        with contextlib.suppress(Exception):
+            self.instance.event_log_storage.free_concurrency_slots_for_run(self.run_id)
+
+    def _listen(self, snapshot: ProgressSnapshot) -> None:
+        if snapshot.run_id != self.run_id:
+            return
+        self._last = snapshot
+        if self.on_progress is not None:
+            self.on_progress(snapshot)
+        if self._stop.is_set() and snapshot.stage in STOPPABLE_STAGES:
+            raise SessionStopped(
+                description=(
+                    f"stopped by the user (Ctrl-C) during {snapshot.stage} after "
+                    f"{snapshot.done} of {snapshot.total} steps; staged answers are kept and "
+                    "the next run resumes from them"
+                ),
+                metadata={"error_category": INTERRUPTED, "stage": snapshot.stage},
+                allow_retries=False,
+            )
+
+    def _execute(self) -> None:
+        try:
+            with environment(self.env_overrides):
+                job = load_definitions().resolve_job_def(SESSION_JOB)
+                result = job.execute_in_process(
+                    run_config=QUIET_RUN_CONFIG,
+                    instance=self.instance,
+                    partition_key=session_key(self.session),
+                    run_id=self.run_id,
+                    tags=dict(self.tags),
+                    raise_on_error=False,
+                )
+            self.outcome = self._outcome(result)
+        except BaseException as error:  # surfaced to the main thread by wait()
+            self._error = error
+        finally:
+            remove_listener(self._listen)
+            self._done.set()
+
+    def _outcome(self, result: dg.ExecuteInProcessResult) -> SessionOutcome:
+        seconds = time.monotonic() - self._started
+        outcome = SessionOutcome(
+            session=self.session,
+            run_id=self.run_id,
+            status="success" if result.success else "failed",
+            seconds=seconds,
+            last_progress=self._last,
+        )
+        if result.success:
+            if self.output_dir is not None:
+                outcome.manifest = load_manifest(self.output_dir, self.session)
+            if self._stop.is_set():
+                outcome.status = INTERRUPTED  # published before the stop could take effect
+            return outcome
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        if failure is not None:
+            outcome.failed_step = _asset_name(failure.step_key)
+        if self._stop.is_set():
+            outcome.status = INTERRUPTED
+            message = (
+                "stopped by the user (Ctrl-C); staged answers are kept and the next run "
+                "resumes from them"
+            )
+            self.instance.add_run_tags(
+                self.run_id, {ERROR_CATEGORY_TAG: INTERRUPTED, ERROR_MESSAGE_TAG: message}
+            )
+        run = self.instance.get_run_by_id(self.run_id)
+        tags = run.tags if run is not None else {}
+        outcome.error_category = tags.get(ERROR_CATEGORY_TAG) or "unknown"
+        outcome.error_message = tags.get(ERROR_MESSAGE_TAG) or _failure_text(failure)
+        return outcome
+
+
+def _asset_name(step_key: str | None) -> str | None:
+    if not step_key:
+        return None
+    return step_key.replace("__", "/")
+
+
+def _failure_text(event: dg.DagsterEvent | None) -> str | None:
+    if event is None:
+        return None
+    data = event.step_failure_data
+    if data is None or data.error is None:
+        return event.message
+    error = data.error
+    while error.cause is not None and error.cls_name in {"DagsterUserCodeExecutionError", None}:
+        error = error.cause
+    return error.message.strip()
+
+
+def run_session(
+    instance: dg.DagsterInstance,
+    session: dt.date,
+    *,
+    tags: Mapping[str, str],
+    output_dir: Path | None,
+    on_progress: Callable[[ProgressSnapshot], None] | None = None,
+    env_overrides: Mapping[str, str] | None = None,
+) -> SessionRun:
+    """Start the session's run in process (see ``SessionRun``); returns the started run."""
+    return SessionRun(
+        instance=instance,
+        session=session,
+        tags=tags,
+        on_progress=on_progress,
+        env_overrides=env_overrides,
+        output_dir=output_dir,
+    ).start()
+
+
+@dataclass
+class CatalogOutcome:
+    run_id: str
+    ok: bool
+    sessions: int | None
+    files: int | None
+    error: str | None = None
+
+
+def refresh_catalog(instance: dg.DagsterInstance, *, tags: Mapping[str, str]) -> CatalogOutcome:
+    """Materialize ``spx/catalog`` in process (its pool keeps it the only DuckDB writer)."""
+    job = load_definitions().resolve_job_def(CATALOG_JOB)
+    result = job.execute_in_process(
+        run_config=QUIET_RUN_CONFIG, instance=instance, tags=dict(tags), raise_on_error=False
+    )
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        return CatalogOutcome(result.run_id, False, None, None, _failure_text(failure))
+    events = result.asset_materializations_for_node("spx__catalog")
+    metadata = {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+    return CatalogOutcome(
+        result.run_id, True, metadata.get("sessions"), metadata.get("files"), None
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Backfills
+# ---------------------------------------------------------------------------------------------
+def daemon_running(instance: dg.DagsterInstance, *, tolerance_s: float = 60.0) -> bool:
+    """Whether a dagster-daemon with a live backfill daemon heartbeats on this instance."""
+    from dagster._daemon.controller import get_daemon_statuses
+
+    try:
+        statuses = get_daemon_statuses(
+            instance, ["BACKFILL"], heartbeat_tolerance_seconds=tolerance_s
+        )
+    except Exception:
+        return False
+    status = statuses.get("BACKFILL")
+    return bool(status and status.healthy)
+
+
+def backfill_runs_limit(instance: dg.DagsterInstance) -> int | None:
+    """The instance's limit on runs of one backfill (``dagster/backfill`` per unique value)."""
+    for rule in _tag_rules(instance):
+        if rule.get("key") == BACKFILL_TAG and isinstance(rule.get("value"), Mapping):
+            return int(rule["limit"])
+    return None
+
+
+def _tag_rules(instance: dg.DagsterInstance) -> list[Mapping]:
+    try:
+        config = instance.get_concurrency_config().run_queue_config
+    except Exception:
+        return []
+    return list(getattr(config, "tag_concurrency_limits", None) or [])
+
+
+def concurrency_tag(instance: dg.DagsterInstance, concurrency: int) -> tuple[str | None, str]:
+    """The tag key enforcing ``--concurrency N`` on this instance, and a note for the user.
+
+    Returns ``(key, note)``; ``key`` is None when no tag is needed or none is configured.
+    """
+    limit = backfill_runs_limit(instance)
+    if limit is not None and concurrency >= limit:
+        note = (
+            f"--concurrency {concurrency}: this instance runs at most {limit} runs of one "
+            f"backfill at once (dagster.yaml, tag dagster/backfill)"
+        )
+        return None, note if concurrency > limit else ""
+    key = f"{BACKFILL_RUNS_TAG_PREFIX}{concurrency}"
+    if any(r.get("key") == key for r in _tag_rules(instance)):
+        return key, ""
+    return None, (
+        f"--concurrency {concurrency} has no effect on this instance: its dagster.yaml has no "
+        f"rule for the tag {key}; the backfill runs as many runs at once as dagster/backfill "
+        "allows. To enable it, add under concurrency.runs.tag_concurrency_limits: "
+        f"{{key: {key}, limit: {concurrency}, value: {{applyLimitPerUniqueValue: true}}}}"
+    )
+
+
+def submit_backfill(
+    instance: dg.DagsterInstance,
+    sessions: Sequence[dt.date],
+    *,
+    tags: Mapping[str, str],
+    title: str,
+    description: str | None = None,
+    concurrency: int | None = None,
+    priority: int | None = None,
+) -> str:
+    """Submit an asset backfill of the session assets over ``sessions``; return its id."""
+    if not sessions:
+        raise ValueError("a backfill needs at least one session")
+    backfill_id = make_new_backfill_id()
+    all_tags = dict(tags)
+    if concurrency is not None:
+        key, _ = concurrency_tag(instance, concurrency)
+        if key is not None:
+            all_tags[key] = backfill_id
+    if priority is not None:
+        all_tags[PRIORITY_TAG] = str(priority)
+    graph = load_definitions().resolve_asset_graph()
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=backfill_id,
+        asset_graph=graph,
+        partition_names=[session_key(day) for day in sorted(set(sessions))],
+        asset_selection=list(SESSION_ASSETS),
+        backfill_timestamp=time.time(),
+        tags=all_tags,
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=title,
+        description=description,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill_id
+
+
+def get_backfill(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBackfill | None:
+    return instance.get_backfill(backfill_id)
+
+
+def backfill_sessions(backfill: PartitionBackfill) -> list[dt.date]:
+    """The sessions a backfill targets (its partition keys of ``spx/options_parquet``)."""
+    if not backfill.is_asset_backfill:
+        return sorted(session_from_key(k) for k in backfill.partition_names or ())
+    data = backfill.asset_backfill_data or backfill.get_asset_backfill_data(
+        load_definitions().resolve_asset_graph()
+    )
+    subset = data.target_subset
+    keys = {
+        apk.partition_key for apk in subset.iterate_asset_partitions() if apk.asset_key == PARQUET
+    }
+    return sorted(session_from_key(k) for k in keys if k)
+
+
+@dataclass
+class BackfillProgress:
+    """Where a backfill is, from its runs: per session, the status of the latest run."""
+
+    backfill_id: str
+    status: str
+    total: int
+    done: list[dt.date]
+    failed: list[dt.date]
+    running: list[dt.date]
+    queued: list[dt.date]
+    not_started: list[dt.date]
+    started_at: float
+    failures: dict[str, dict] = field(default_factory=dict)  # session -> category/message/run
+    run_ids: dict[str, str] = field(default_factory=dict)  # session -> latest run id
+    title: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {s.value for s in BULK_ACTION_TERMINAL_STATUSES}
+
+    @property
+    def elapsed_s(self) -> float:
+        return max(time.time() - self.started_at, 0.0)
+
+    @property
+    def eta_s(self) -> float | None:
+        settled = len(self.done) + len(self.failed)
+        remaining = self.total - settled
+        if not settled or remaining <= 0 or self.finished:
+            return None
+        return self.elapsed_s / settled * remaining
+
+    def to_dict(self) -> dict:
+        return {
+            "backfill_id": self.backfill_id,
+            "title": self.title,
+            "status": self.status,
+            "finished": self.finished,
+            "total": self.total,
+            "done": len(self.done),
+            "failed": len(self.failed),
+            "running": len(self.running),
+            "queued": len(self.queued),
+            "not_started": len(self.not_started),
+            "elapsed_s": round(self.elapsed_s, 1),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "sessions": {
+                "done": [d.isoformat() for d in self.done],
+                "failed": [d.isoformat() for d in self.failed],
+                "running": [d.isoformat() for d in self.running],
+                "queued": [d.isoformat() for d in self.queued],
+                "not_started": [d.isoformat() for d in self.not_started],
+            },
+            "failures": self.failures,
+            "run_ids": self.run_ids,
+            "tags": self.tags,
+        }
+
+
+_QUEUED = {"QUEUED", "NOT_STARTED", "STARTING"}
+_RUNNING = {"STARTED", "CANCELING"}
+
+
+def backfill_progress(instance: dg.DagsterInstance, backfill_id: str) -> BackfillProgress:
+    """Sessions done / failed / running / queued / not started of one backfill."""
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise KeyError(backfill_id)
+    sessions = backfill_sessions(backfill)
+    latest: dict[dt.date, dg.DagsterRun] = {}
+    records = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}))
+    for record in sorted(records, key=lambda r: r.create_timestamp.timestamp()):
+        key = record.dagster_run.tags.get(PARTITION_TAG)
+        if key:
+            latest[session_from_key(key)] = record.dagster_run
+    progress = BackfillProgress(
+        backfill_id=backfill_id,
+        status=backfill.status.value,
+        total=len(sessions),
+        done=[],
+        failed=[],
+        running=[],
+        queued=[],
+        not_started=[],
+        started_at=backfill.backfill_timestamp,
+        title=backfill.title,
+        tags=dict(backfill.tags),
+    )
+    for day in sessions:
+        run = latest.get(day)
+        if run is None:
+            progress.not_started.append(day)
+            continue
+        progress.run_ids[day.isoformat()] = run.run_id
+        status = run.status.value
+        if status == "SUCCESS":
+            progress.done.append(day)
+        elif status in {"FAILURE", "CANCELED"}:
+            progress.failed.append(day)
+            progress.failures[day.isoformat()] = {
+                "run_id": run.run_id,
+                "status": status,
+                "error_category": run.tags.get(ERROR_CATEGORY_TAG)
+                or ("canceled" if status == "CANCELED" else "unknown"),
+                "error_message": run.tags.get(ERROR_MESSAGE_TAG),
+            }
+        elif status in _RUNNING:
+            progress.running.append(day)
+        else:
+            progress.queued.append(day)
+    return progress
+
+
+def active_backfill_sessions(instance: dg.DagsterInstance) -> dict[dt.date, str]:
+    """Sessions targeted by backfills that have not ended, with the backfill's id."""
+    out: dict[dt.date, str] = {}
+    for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING):
+        for backfill in instance.get_backfills(status=status):
+            for day in backfill_sessions(backfill):
+                out.setdefault(day, backfill.backfill_id)
+    return out
+
+
+def list_backfills(instance: dg.DagsterInstance, *, limit: int = 20) -> list[PartitionBackfill]:
+    """The newest backfills of this instance, newest first."""
+    return list(instance.get_backfills(limit=limit))
+
+
+def pause_backfill(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBackfill:
+    """Cancel a backfill (what the UI's "Cancel backfill" does): the daemon cancels its queued
+    and running runs and marks it CANCELED; sessions already published stay published."""
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise KeyError(backfill_id)
+    if backfill.status in BULK_ACTION_TERMINAL_STATUSES:
+        return backfill
+    updated = backfill.with_status(BulkActionStatus.CANCELING)
+    instance.update_backfill(updated)
+    # Queued runs have no worker yet: cancel them here so nothing new starts even when the
+    # daemon is slow to notice; running ones are terminated by the daemon.
+    queued = instance.get_run_records(
+        dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}, statuses=[dg.DagsterRunStatus.QUEUED])
+    )
+    for record in queued:
+        with contextlib.suppress(Exception):
+            instance.report_run_canceled(record.dagster_run, message="backfill paused")
+    return updated
+
+
+def resume_backfill(instance: dg.DagsterInstance, backfill_id: str) -> tuple[str, list[dt.date]]:
+    """A new backfill of the sessions the paused (or finished) one has not published.
+
+    Dagster cannot restart a canceled asset backfill; like the UI's "re-execute from failure",
+    the remaining sessions become a new backfill that carries the original's tags and
+    ``dagster/parent_backfill_id``. Returns the new id and its sessions.
+    """
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise KeyError(backfill_id)
+    progress = backfill_progress(instance, backfill_id)
+    if (
+        backfill.status == BulkActionStatus.CANCELING
+        and not progress.running
+        and not progress.queued
+    ):
+        # Paused while no daemon ran: nothing is left to cancel, so finish what it would do.
+        backfill = backfill.with_status(BulkActionStatus.CANCELED)
+        instance.update_backfill(backfill)
+    if backfill.status not in BULK_ACTION_TERMINAL_STATUSES:
+        raise RuntimeError(
+            f"backfill {backfill_id} is still {backfill.status.value.lower()}: pause it first "
+            f"(spx-data backfill pause {backfill_id}) or wait for it to finish"
+        )
+    materialized = {session_from_key(k) for k in instance.get_materialized_partitions(PARQUET) if k}
+    remaining = [
+        day
+        for day in backfill_sessions(backfill)
+        if day not in materialized and day not in progress.done
+    ]
+    if not remaining:
+        return "", []
+    tags = {
+        k: v
+        for k, v in backfill.tags.items()
+        if not k.startswith(BACKFILL_RUNS_TAG_PREFIX) and not k.startswith("dagster/")
+    }
+    tags[PARENT_BACKFILL_ID_TAG] = backfill_id
+    tags[ROOT_BACKFILL_ID_TAG] = backfill.tags.get(ROOT_BACKFILL_ID_TAG, backfill_id)
+    tags[RESUMED_FROM_TAG] = backfill_id
+    if PRIORITY_TAG in backfill.tags:
+        tags[PRIORITY_TAG] = backfill.tags[PRIORITY_TAG]
+    concurrency = next(
+        (
+            int(k.removeprefix(BACKFILL_RUNS_TAG_PREFIX))
+            for k in backfill.tags
+            if k.startswith(BACKFILL_RUNS_TAG_PREFIX)
+        ),
+        None,
+    )
+    new_id = submit_backfill(
+        instance,
+        remaining,
+        tags=tags,
+        title=f"resume of {backfill.title or backfill_id}",
+        description=f"the sessions backfill {backfill_id} had not published",
+        concurrency=concurrency,
+    )
+    return new_id, remaining

@@ -1,0 +1,377 @@
+"""Sensors: fill gaps in the history, and record why runs failed.
+
+``spx_gap_fill`` (STOPPED by default, since it launches work: start it in the UI under
+Automation, or with ``dagster sensor start spx_gap_fill -m spx_dagster.definitions``) requests
+a run per missing, failed or corrupt session, highest priority first, a bounded batch per tick
+(sessions in flight count against it), never the latest session before its daily schedule tick
+has had its turn, and nothing while a backfill runs. Which sessions are gaps is set arithmetic over
+partition keys and ``get_materialized_partitions`` (never ``get_status_by_partition``); what a
+gap is, its priority and whether a failed session may be retried are ``core.history``'s
+(``find_gaps``, ``decide_retry``), shared with ``spx-data gaps`` and ``retry``.
+
+``spx_failure_category`` (RUNNING by default) tags every failed run that carries no failure
+category with one (``crash`` when the run worker died, ``corrupt`` when a blocking checksum
+check failed, ``unknown`` for an uncategorised step error), and ``spx_canceled_category`` tags
+canceled runs ``interrupted``, so ``spx-data errors``, ``gaps`` and ``retry`` see every failure.
+
+No path loops forever: every run of a session counts as an attempt (``run_facts``), the gap
+sensor stops at ``retry.max_attempts`` failures since the last success and never retries a
+failure that will not fix itself (``decide_retry``), run keys carry the attempt number (sensor
+run keys are deduplicated forever), and ``run_retries`` in ``dagster.yaml`` re-runs only crashed
+runs, a bounded number of times, each of which is one more counted failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+from spx_dagster.core import calendar
+from spx_dagster.core.failures import MESSAGE_TAG_CHARS
+from spx_dagster.core.history import (
+    GapKind,
+    SessionState,
+    decide_retry,
+    find_gaps,
+    session_records,
+)
+from spx_dagster.defs.constants import (
+    CHECKSUM_CHECK,
+    ERROR_CATEGORY_TAG,
+    ERROR_MESSAGE_TAG,
+    PARQUET,
+    TRIGGER_TAG,
+)
+from spx_dagster.defs.instance_config import MAX_CONCURRENT_RUNS
+from spx_dagster.defs.instance_queries import corrupt_sessions, run_facts
+from spx_dagster.defs.jobs import session_job
+from spx_dagster.defs.partitions import SESSIONS, session_key
+from spx_dagster.defs.resources import SpxSettingsResource
+from spx_dagster.defs.schedules import DAILY_TIME
+
+GAP_SENSOR_NAME = "spx_gap_fill"
+GAP_SENSOR_INTERVAL_S = 15
+# Session runs in flight (queued or running) the sensor tops up to each tick: enough to keep the
+# run queue busy, few enough that a newly found gap or a higher priority is picked up soon.
+GAP_BATCH_SIZE = 2 * MAX_CONCURRENT_RUNS
+# The gap sensor leaves a session alone until its daily schedule tick has had time to start it.
+SCHEDULE_GRACE = dt.timedelta(minutes=30)
+
+
+def _clock(time_of_day: dt.time) -> dt.timedelta:
+    return dt.timedelta(hours=time_of_day.hour, minutes=time_of_day.minute)
+
+
+_DUE_AFTER_EOD = _clock(DAILY_TIME) + SCHEDULE_GRACE - _clock(calendar.EOD_REPORT_TIME)
+# Gap kinds the sensor requests: low quality and no-data sessions are published answers, so
+# re-running them could repeat forever; `spx-data retry --force` re-runs them on request.
+REQUESTED_KINDS = frozenset({GapKind.NEVER_ATTEMPTED, GapKind.FAILED, GapKind.CORRUPT})
+
+ATTEMPT_TAG = "spx/attempt"
+GAP_KIND_TAG = "spx/gap_kind"
+
+
+def gap_run_key(session: dt.date, attempt: int) -> str:
+    """``gap-YYYY-MM-DD-aN``: a new key per attempt, since sensor run keys are never reused."""
+    return f"gap-{session_key(session)}-a{attempt}"
+
+
+def last_due_session(now: dt.datetime) -> dt.date:
+    """The latest session whose daily schedule tick (plus a grace period) has passed.
+
+    Later sessions belong to the schedule; leaving them alone keeps the two from running one
+    session twice.
+    """
+    return calendar.latest_closed_session(now.astimezone(calendar.ET) - _DUE_AFTER_EOD)
+
+
+@dataclass(frozen=True)
+class GapRequest:
+    """One session the gap sensor asks for, and why."""
+
+    session: dt.date
+    kind: GapKind
+    attempt: int  # runs of the session so far + 1
+    priority: float
+
+    @property
+    def run_key(self) -> str:
+        return gap_run_key(self.session, self.attempt)
+
+    def run_request(self) -> dg.RunRequest:
+        return dg.RunRequest(
+            run_key=self.run_key,
+            partition_key=session_key(self.session),
+            tags={
+                TRIGGER_TAG: "gap_sensor",
+                ATTEMPT_TAG: str(self.attempt),
+                GAP_KIND_TAG: self.kind.value,
+            },
+        )
+
+
+@dataclass
+class GapFillPlan:
+    """What one evaluation found and what it requests."""
+
+    first: dt.date
+    last: dt.date
+    expected: int
+    materialized: int
+    requests: list[GapRequest] = field(default_factory=list)
+    in_progress: int = 0
+    waiting: int = 0  # eligible, left for a later tick by the batch bound
+    held: dict[dt.date, str] = field(default_factory=dict)  # not requested, with the reason
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.expected} sessions {self.first}..{self.last}",
+            f"{self.materialized} published",
+            f"{len(self.requests)} requested",
+            f"{self.in_progress} in progress",
+            f"{self.waiting} waiting for a later tick",
+            f"{len(self.held)} held",
+        ]
+        text = ", ".join(parts)
+        if self.held:
+            day, reason = min(self.held.items())
+            text += f" (e.g. {day}: {reason})"
+        return text
+
+
+def plan_gap_fill(
+    instance: dg.DagsterInstance,
+    settings: Any,
+    *,
+    now: dt.datetime,
+    batch_size: int = GAP_BATCH_SIZE,
+) -> GapFillPlan:
+    """The sessions to request now, highest priority first, at most ``batch_size`` in flight."""
+    first = max(settings.processing.start_date, SESSIONS.start.date())
+    last = last_due_session(now)
+    expected = calendar.sessions_between(first, last)
+    materialized = instance.get_materialized_partitions(PARQUET)
+    corrupt = corrupt_sessions(instance)
+    candidates = {day for day in expected if session_key(day) not in materialized}
+    candidates |= corrupt.intersection(expected)
+    plan = GapFillPlan(
+        first=first,
+        last=last,
+        expected=len(expected),
+        materialized=sum(1 for day in expected if session_key(day) in materialized),
+    )
+    if not candidates:
+        return plan
+    records = session_records(
+        sorted(candidates),
+        {},
+        run_facts(instance, sessions=candidates),
+        corrupt=corrupt & candidates,
+    )
+    plan.in_progress = sum(1 for r in records.values() if r.state is SessionState.IN_PROGRESS)
+    slots = max(0, batch_size - plan.in_progress)
+    gaps = find_gaps(records, today=now.date(), min_quality=float(settings.quality.min_score))
+    for gap in gaps:
+        if gap.kind not in REQUESTED_KINDS:
+            continue
+        record = records[gap.session]
+        decision = decide_retry(record, max_attempts=int(settings.retry.max_attempts), force=False)
+        if not decision.allowed:
+            plan.held[gap.session] = decision.reason
+        elif len(plan.requests) < slots:
+            plan.requests.append(
+                GapRequest(gap.session, gap.kind, record.attempts + 1, gap.priority)
+            )
+        else:
+            plan.waiting += 1
+    return plan
+
+
+@dataclass(frozen=True)
+class GapCursor:
+    """What the last evaluation saw; an unchanged instance after an idle tick is not re-read."""
+
+    events: int
+    runs: int
+    last: str
+    settings: str
+    idle: bool
+    summary: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> GapCursor | None:
+        if not text:
+            return None
+        try:
+            return cls(**json.loads(text))
+        except (TypeError, ValueError):
+            return None  # a cursor of another version: evaluate from scratch
+
+    def same_world(self, other: GapCursor) -> bool:
+        return (self.events, self.runs, self.last, self.settings) == (
+            other.events,
+            other.runs,
+            other.last,
+            other.settings,
+        )
+
+
+def _settings_fingerprint(settings: Any) -> str:
+    relevant = (
+        settings.processing.start_date,
+        settings.retry.max_attempts,
+        settings.quality.min_score,
+    )
+    return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
+
+
+def _active_backfill(instance: dg.DagsterInstance) -> str | None:
+    backfills = instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]), limit=1
+    )
+    return backfills[0].backfill_id if backfills else None
+
+
+@dg.sensor(
+    name=GAP_SENSOR_NAME,
+    job=session_job,
+    minimum_interval_seconds=GAP_SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Requests a run per missing, failed or corrupt session (highest priority first, at most "
+        f"{GAP_BATCH_SIZE} in flight), stopping at retry.max_attempts failures per session. "
+        "Stopped by default: start it to keep the history complete without a manual fill-gaps."
+    ),
+)
+def gap_fill_sensor(context: dg.SensorEvaluationContext, spx_settings: SpxSettingsResource):
+    """Request the highest-priority gaps; skip cheaply when nothing changed since an idle tick."""
+    try:
+        settings = spx_settings.load()
+    except Exception as error:  # the message of ConfigError says what to fix
+        return dg.SkipReason(f"cannot read the spx-data settings: {error}")
+    backfill = _active_backfill(context.instance)
+    if backfill is not None:
+        return dg.SkipReason(f"backfill {backfill} is running; gaps are filled after it ends")
+    now = calendar.now_et()
+    seen = GapCursor(
+        events=context.instance.event_log_storage.get_maximum_record_id() or 0,
+        runs=context.instance.get_runs_count(),
+        last=last_due_session(now).isoformat(),
+        settings=_settings_fingerprint(settings),
+        idle=True,
+    )
+    previous = GapCursor.from_json(context.cursor)
+    if previous is not None and previous.idle and previous.same_world(seen):
+        return dg.SkipReason(f"nothing changed since the last tick: {previous.summary}")
+    plan = plan_gap_fill(context.instance, settings, now=now)
+    summary = plan.summary()
+    cursor = GapCursor(**{**seen.__dict__, "idle": not plan.requests, "summary": summary})
+    context.log.info(summary)
+    if not plan.requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor.to_json())
+    return dg.SensorResult(
+        run_requests=[request.run_request() for request in plan.requests],
+        cursor=cursor.to_json(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure categories
+# ---------------------------------------------------------------------------------------------
+# Run status sensors handle at most 5 runs per tick: tick often so a burst of failures (a
+# backfill while the terminal is down) is categorised within minutes.
+FAILURE_SENSOR_INTERVAL_S = 10
+_CATEGORY_EVENTS = {
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.ENGINE_EVENT,
+    DagsterEventType.RUN_FAILURE,
+}
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_TAG_CHARS else text[: MESSAGE_TAG_CHARS - 1] + "…"
+
+
+def _messages(records, event_type: DagsterEventType) -> list[str]:
+    out = []
+    for record in records:
+        if record.dagster_event_type == event_type:
+            text = (record.dagster_event and record.dagster_event.message) or record.user_message
+            if text:
+                out.append(text)
+    return out
+
+
+def categorize_run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[str, str]:
+    """``(category, message)`` for a failed or canceled run that recorded no category itself.
+
+    A step error outside the assets' own handling (a blocking check, a resource) is ``corrupt``
+    when the checksum check failed, else ``unknown``; a run without a failed step died outside
+    a step (killed worker, lost process): ``crash``, or ``interrupted`` when it was canceled.
+    """
+    records = instance.all_logs(run.run_id, of_type=_CATEGORY_EVENTS)
+    step_failures = [r for r in records if r.dagster_event_type == DagsterEventType.STEP_FAILURE]
+    if step_failures:
+        event = step_failures[-1].dagster_event
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause  # Dagster wraps the step's own exception; its cause says why
+        text = f"{error.cls_name}: {error.message}" if error is not None else event.message or ""
+        category = "corrupt" if CHECKSUM_CHECK.name in text else "unknown"
+        return category, _clip(f"{event.step_key}: {text}")
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return "interrupted", "the run was canceled before it finished"
+    engine = _messages(records, DagsterEventType.ENGINE_EVENT)
+    failure = _messages(records, DagsterEventType.RUN_FAILURE)
+    text = (engine[-1:] or failure[-1:] or ["the run failed outside any step"])[0]
+    return "crash", _clip(text)
+
+
+def record_failure_category(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """Tag ``run`` with a category unless it has one; return the category it was given."""
+    if run.tags.get(ERROR_CATEGORY_TAG):
+        return None
+    category, message = categorize_run_failure(instance, run)
+    instance.add_run_tags(run.run_id, {ERROR_CATEGORY_TAG: category, ERROR_MESSAGE_TAG: message})
+    return category
+
+
+@dg.run_failure_sensor(
+    name="spx_failure_category",
+    monitor_all_code_locations=True,
+    minimum_interval_seconds=FAILURE_SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Tags failed runs that carry no failure category (a killed run worker: crash) so that "
+        "spx-data errors, gaps and retry see every failure."
+    ),
+)
+def failure_category_sensor(context: dg.RunFailureSensorContext):
+    category = record_failure_category(context.instance, context.dagster_run)
+    if category is not None:
+        context.log.info(f"run {context.dagster_run.run_id} failed: recorded as {category}")
+
+
+@dg.run_status_sensor(
+    name="spx_canceled_category",
+    run_status=dg.DagsterRunStatus.CANCELED,
+    monitor_all_code_locations=True,
+    minimum_interval_seconds=FAILURE_SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tags canceled runs as interrupted (or with their failed step's category).",
+)
+def canceled_category_sensor(context: dg.RunStatusSensorContext):
+    category = record_failure_category(context.instance, context.dagster_run)
+    if category is not None:
+        context.log.info(f"run {context.dagster_run.run_id} canceled: recorded as {category}")

@@ -1,0 +1,156 @@
+"""``spx-data backfill`` with a real ``dagster-daemon run`` subprocess on a tmp instance.
+
+The daemon launches real run workers (subprocesses) that fetch from the simulator over HTTP; the
+CLI submits, follows, pauses and resumes through the same instance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+from dagster._core.execution.backfill import BulkActionStatus
+
+from spx_dagster.cli import runner
+from spx_dagster.cli.main import cli
+from spx_dagster.core.storage import load_manifest
+from spx_dagster.defs.constants import BACKFILL_TAG
+from spx_dagster.defs.instance_config import render_instance_yaml
+from spx_dagster.simulator import FaultRule
+
+pytestmark = [pytest.mark.daemon, pytest.mark.slow]
+
+DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
+# Per-backfill run limits for `--concurrency N` (see runner.BACKFILL_RUNS_TAG_PREFIX), added to
+# the instance's dagster.yaml when the rendered one does not have them yet.
+CONCURRENCY_RULES = "".join(
+    f"      - key: {runner.BACKFILL_RUNS_TAG_PREFIX}{n}\n"
+    f"        limit: {n}\n"
+    "        value:\n"
+    "          applyLimitPerUniqueValue: true\n"
+    for n in (1, 2, 3)
+)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _instance_yaml() -> str:
+    text = render_instance_yaml()
+    if runner.BACKFILL_RUNS_TAG_PREFIX in text:
+        return text
+    anchor = "    tag_concurrency_limits:\n"
+    assert anchor in text
+    return text.replace(anchor, anchor + CONCURRENCY_RULES, 1)
+
+
+@pytest.fixture
+def daemon(pipeline_home, tmp_path):
+    (pipeline_home.dagster_home / "dagster.yaml").write_text(_instance_yaml())
+    log = (tmp_path / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [DAEMON, "run", "-m", "spx_dagster.definitions"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    instance = dg.DagsterInstance.get()
+    deadline = time.monotonic() + 90
+    while not runner.daemon_running(instance) and time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+        time.sleep(0.5)
+    assert runner.daemon_running(instance), (tmp_path / "daemon.log").read_text()[-3000:]
+    yield instance
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def _wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_backfill_with_one_failing_session_publishes_the_others(
+    pipeline_home, tiny_simulator, daemon
+):
+    failing = dt.date(2024, 11, 12)
+    tiny_simulator.add_fault(FaultRule(kind="status", status=471, date=failing))
+    started = time.monotonic()
+    result = invoke("backfill", "2024-11-11", "2024-11-13", "--wait", "--json")
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "no dagster-daemon" not in result.stderr
+    progress = json.loads(result.stdout)
+    assert progress["finished"] is True
+    assert progress["sessions"]["done"] == ["2024-11-11", "2024-11-13"]
+    assert progress["sessions"]["failed"] == ["2024-11-12"]
+    assert progress["failures"]["2024-11-12"]["error_category"] == "permission"
+    for day in (dt.date(2024, 11, 11), dt.date(2024, 11, 13)):
+        assert load_manifest(pipeline_home.output_dir, day).status == "complete"
+    assert load_manifest(pipeline_home.output_dir, failing) is None
+    print(f"backfill of 3 tiny sessions through the daemon: {elapsed:.1f} s")
+
+
+def test_pause_cancels_what_waits_and_resume_finishes_the_rest(
+    pipeline_home, tiny_simulator, daemon
+):
+    instance = daemon
+    sessions = ["2024-11-18", "2024-11-19", "2024-11-20"]
+    # Slow answers keep the first run busy while the others wait behind --concurrency 1.
+    tiny_simulator.add_fault(FaultRule(kind="latency", seconds=0.3, path="/option/history"))
+    submitted = invoke("backfill", sessions[0], sessions[-1], "--concurrency", "1", "--json")
+    assert submitted.exit_code == 0, submitted.output
+    backfill_id = json.loads(submitted.stdout)["backfill_id"]
+    assert instance.get_backfill(backfill_id).tags[f"{runner.BACKFILL_RUNS_TAG_PREFIX}1"]
+
+    def runs():
+        return [
+            r.dagster_run
+            for r in instance.get_run_records(dg.RunsFilter(tags={BACKFILL_TAG: backfill_id}))
+        ]
+
+    _wait_until(lambda: any(r.status == dg.DagsterRunStatus.STARTED for r in runs()), 120, "a run")
+    started = [r for r in runs() if r.status == dg.DagsterRunStatus.STARTED]
+    assert len(started) == 1, "--concurrency 1 lets one run of the backfill start at a time"
+
+    paused = invoke("backfill", "pause", backfill_id, "--json")
+    assert paused.exit_code == 0, paused.output
+    _wait_until(
+        lambda: instance.get_backfill(backfill_id).status == BulkActionStatus.CANCELED,
+        120,
+        "the daemon to cancel the backfill",
+    )
+    assert all(r.is_finished for r in runs())
+    published = {
+        d for d in sessions if load_manifest(pipeline_home.output_dir, dt.date.fromisoformat(d))
+    }
+    assert len(published) < len(sessions)
+
+    tiny_simulator.clear_faults()
+    resumed = invoke("backfill", "resume", backfill_id, "--wait", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    final = json.loads(resumed.stdout)
+    assert sorted(final["sessions"]["done"]) == sorted(set(sessions) - published)
+    for day in sessions:
+        assert load_manifest(pipeline_home.output_dir, dt.date.fromisoformat(day)) is not None

@@ -1,0 +1,171 @@
+"""The session assets end to end: real simulator over HTTP, real instance, real files, DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster_duckdb import DuckDBResource
+
+from spx_dagster.core.storage import (
+    load_manifest,
+    staged_file,
+    staged_parts,
+    staging_dir,
+    verify_session,
+)
+from spx_dagster.core.storage.layout import dataset_session_dir
+from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
+from spx_dagster.defs.catalog import catalog
+from spx_dagster.defs.constants import (
+    CHECKSUM_CHECK,
+    ERROR_CATEGORY_TAG,
+    PARQUET,
+    QUALITY_CHECK,
+    RAW,
+    SCHEMA_CHECK,
+    VALIDATED,
+)
+from spx_dagster.defs.resources import SpxSettingsResource, ThetaDataResource
+from spx_dagster.simulator import FaultRule
+
+SESSION = dt.date(2024, 11, 4)
+KEY = SESSION.isoformat()
+SESSION_ASSETS = [raw_option_chains, validated_options, options_parquet]
+
+
+def resources():
+    return {"spx_settings": SpxSettingsResource(), "thetadata": ThetaDataResource()}
+
+
+def run_session(instance, *, selection=None, key=KEY):
+    return dg.materialize(
+        SESSION_ASSETS,
+        partition_key=key,
+        instance=instance,
+        resources=resources(),
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
+def check_status(instance, check_key, key=KEY):
+    infos = instance.event_log_storage.get_asset_check_partition_info([check_key])
+    by_key = {info.partition_key: info.latest_execution_status for info in infos}
+    return by_key.get(key)
+
+
+def metadata_of(result, asset_key):
+    events = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == asset_key
+    ]
+    assert len(events) == 1
+    return {k: v.value for k, v in events[0].metadata.items()}
+
+
+@pytest.fixture
+def instance(pipeline_home):
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_a_session_is_published_verified_and_checked(pipeline_home, instance):
+    result = run_session(instance)
+    assert result.success
+    manifest = load_manifest(pipeline_home.output_dir, SESSION)
+    assert manifest is not None and manifest.status == "complete"
+    assert set(manifest.datasets) == {"greeks", "eod", "open_interest"}
+    assert verify_session(pipeline_home.output_dir, SESSION).ok
+    assert not staging_dir(pipeline_home.temp_dir, SESSION).exists()
+
+    published = metadata_of(result, PARQUET)
+    assert published["rows"] == manifest.rows > 0
+    assert published["files"] == len(manifest.files)
+    raw = metadata_of(result, RAW)
+    assert raw["requests"] == manifest.requests or raw["http_requests"] == manifest.requests
+    assert raw["rows"] >= manifest.datasets["greeks"].rows
+    validated = metadata_of(result, VALIDATED)
+    assert 0.0 < validated["quality_score"] <= 1.0
+    assert validated["quality_score"] == pytest.approx(manifest.quality.score)
+
+    succeeded = AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert check_status(instance, SCHEMA_CHECK) == succeeded
+    assert check_status(instance, CHECKSUM_CHECK) == succeeded
+    assert check_status(instance, QUALITY_CHECK) in (
+        succeeded,
+        AssetCheckExecutionRecordStatus.FAILED,
+    )
+    assert KEY in instance.get_materialized_partitions(PARQUET)
+
+
+def test_a_rerun_replaces_the_session_and_leaves_no_stray_file(pipeline_home, instance):
+    assert run_session(instance).success
+    first = load_manifest(pipeline_home.output_dir, SESSION)
+    assert run_session(instance).success
+    second = load_manifest(pipeline_home.output_dir, SESSION)
+    assert second.created_at >= first.created_at
+    for dataset, entry in second.datasets.items():
+        directory = dataset_session_dir(pipeline_home.output_dir, dataset, SESSION)
+        on_disk = sorted(p.name for p in directory.iterdir())
+        listed = sorted(
+            name
+            for f in entry.files
+            for name in (f.path.rsplit("/", 1)[-1], f.path.rsplit("/", 1)[-1] + ".sha256")
+        )
+        assert on_disk == listed
+    assert verify_session(pipeline_home.output_dir, SESSION).ok
+
+
+def test_a_schema_break_publishes_nothing(pipeline_home, instance):
+    fetched = run_session(instance, selection=[RAW])
+    assert fetched.success
+    part = staged_parts(pipeline_home.temp_dir, SESSION, "greeks")[0]
+    path = staged_file(pipeline_home.temp_dir, SESSION, "greeks", part)
+    table = pq.read_table(path)
+    broken = table.drop_columns(["delta"]).append_column(
+        "delta", pa.array(["x"] * table.num_rows, pa.string())
+    )
+    pq.write_table(broken, path)
+
+    result = run_session(instance, selection=[VALIDATED, PARQUET])
+    assert not result.success
+    assert check_status(instance, SCHEMA_CHECK) == AssetCheckExecutionRecordStatus.FAILED
+    assert load_manifest(pipeline_home.output_dir, SESSION) is None
+    assert KEY not in instance.get_materialized_partitions(PARQUET)
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags.get(ERROR_CATEGORY_TAG) == "schema"
+
+
+def test_a_permanent_error_is_categorised_and_not_retried(pipeline_home, instance, tiny_simulator):
+    tiny_simulator.add_fault(FaultRule(kind="status", status=471, date=SESSION, times=None))
+    result = run_session(instance)
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags.get(ERROR_CATEGORY_TAG) == "permission"
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert restarts == []
+    assert load_manifest(pipeline_home.output_dir, SESSION) is None
+
+
+def test_the_catalog_indexes_published_sessions(pipeline_home, instance, tmp_path):
+    assert run_session(instance).success
+    manifest = load_manifest(pipeline_home.output_dir, SESSION)
+    duckdb = DuckDBResource(database=str(tmp_path / "catalog.duckdb"))
+    result = dg.materialize(
+        [catalog],
+        instance=instance,
+        resources={"spx_settings": SpxSettingsResource(), "duckdb": duckdb},
+    )
+    assert result.success
+    with duckdb.get_connection() as conn:
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+        rows = conn.execute("SELECT count(*) FROM greeks WHERE date = ?", [SESSION]).fetchone()
+        assert rows[0] == manifest.datasets["greeks"].rows
+        files = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        assert files == len(manifest.files)
