@@ -36,6 +36,6 @@ defs = dg.Definitions(
         canceled_category_sensor,
     ],
     resources=build_resources(),
-    # None (the default multiprocess executor) unless SPX_DATA_EXECUTOR selects another.
+    # in_process unless SPX_DATA_EXECUTOR selects another profile (defs/executors.py).
     executor=selected_executor(),
 )

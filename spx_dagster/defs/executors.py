@@ -3,8 +3,12 @@
 ``SPX_DATA_EXECUTOR`` picks it when the code location loads (the daemon, the webserver and every
 run worker load it, so set it the same way on each machine):
 
-- unset or ``multiprocess``: Dagster's default, each step a subprocess of its run worker on the
-  machine that launched the run. The embedded default.
+- unset or ``in_process``: the embedded default. The session job is a chain of three steps that
+  hand over through files, so a subprocess per step buys no parallelism and costs a Python start
+  and a code-location load per step; every step runs inside its run worker instead. Step retries,
+  pools and run retries work the same.
+- ``multiprocess``: Dagster's own default, each step a subprocess of its run worker (isolates a
+  step that crashes its process, at the cost above).
 - ``celery``: dagster-celery; each step is a Celery task that any worker listening to the broker
   may pick up (``dagster-celery worker start -A dagster_celery.app -y deploy/celery/celery.yaml``).
   The broker and result backend are ``SPX_DATA_CELERY_BROKER`` and ``SPX_DATA_CELERY_BACKEND``
@@ -25,9 +29,10 @@ import dagster as dg
 EXECUTOR_ENV = "SPX_DATA_EXECUTOR"
 BROKER_ENV = "SPX_DATA_CELERY_BROKER"
 BACKEND_ENV = "SPX_DATA_CELERY_BACKEND"
+IN_PROCESS = "in_process"
 MULTIPROCESS = "multiprocess"
 CELERY = "celery"
-EXECUTORS = (MULTIPROCESS, CELERY)
+EXECUTORS = (IN_PROCESS, MULTIPROCESS, CELERY)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_BACKEND = "redis://127.0.0.1:6379/1"
 
@@ -37,13 +42,13 @@ class ExecutorChoiceError(ValueError):
 
 
 def executor_name(env: Mapping[str, str] | None = None) -> str:
-    """The profile ``SPX_DATA_EXECUTOR`` selects (``multiprocess`` when unset or empty)."""
+    """The profile ``SPX_DATA_EXECUTOR`` selects (``in_process`` when unset or empty)."""
     env = os.environ if env is None else env
-    name = env.get(EXECUTOR_ENV, "").strip().lower() or MULTIPROCESS
+    name = env.get(EXECUTOR_ENV, "").strip().lower() or IN_PROCESS
     if name not in EXECUTORS:
         raise ExecutorChoiceError(
             f"{EXECUTOR_ENV}={env.get(EXECUTOR_ENV)!r} is not an execution profile; use one of "
-            f"{', '.join(EXECUTORS)} (or leave it unset for {MULTIPROCESS})"
+            f"{', '.join(EXECUTORS)} (or leave it unset for {IN_PROCESS})"
         )
     return name
 
@@ -63,11 +68,14 @@ def celery_executor_config(env: Mapping[str, str] | None = None) -> dict[str, An
     }
 
 
-def selected_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition | None:
-    """The executor for ``dg.Definitions(executor=...)``; None keeps Dagster's default."""
+def selected_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
+    """The executor for ``dg.Definitions(executor=...)``."""
     env = os.environ if env is None else env
-    if executor_name(env) == MULTIPROCESS:
-        return None
+    name = executor_name(env)
+    if name == IN_PROCESS:
+        return dg.in_process_executor
+    if name == MULTIPROCESS:
+        return dg.multiprocess_executor
     try:
         from dagster_celery import celery_executor
     except ImportError:

@@ -22,6 +22,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from spx_dagster.cli import runner
 from spx_dagster.cli.main import cli
+from spx_dagster.core import calendar
 from spx_dagster.core.storage import load_manifest
 from spx_dagster.defs.constants import BACKFILL_TAG
 from spx_dagster.defs.instance_config import render_instance_yaml
@@ -94,22 +95,46 @@ def _wait_until(predicate, timeout: float, what: str):
 def test_backfill_with_one_failing_session_publishes_the_others(
     pipeline_home, tiny_simulator, daemon
 ):
+    """Issue #5: 10 sessions through a real daemon, one failing; gaps names it; retry fixes it."""
     failing = dt.date(2024, 11, 12)
     tiny_simulator.add_fault(FaultRule(kind="status", status=471, date=failing))
     started = time.monotonic()
-    result = invoke("backfill", "2024-11-11", "2024-11-13", "--wait", "--json")
+    result = invoke("backfill", "2024-11-04", "2024-11-15", "--wait", "--json")
     elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.output
     assert "no dagster-daemon" not in result.stderr
     progress = json.loads(result.stdout)
     assert progress["finished"] is True
-    assert progress["sessions"]["done"] == ["2024-11-11", "2024-11-13"]
-    assert progress["sessions"]["failed"] == ["2024-11-12"]
-    assert progress["failures"]["2024-11-12"]["error_category"] == "permission"
-    for day in (dt.date(2024, 11, 11), dt.date(2024, 11, 13)):
-        assert load_manifest(pipeline_home.output_dir, day).status == "complete"
-    assert load_manifest(pipeline_home.output_dir, failing) is None
-    print(f"backfill of 3 tiny sessions through the daemon: {elapsed:.1f} s")
+    expected = [
+        d.isoformat()
+        for d in calendar.sessions_between(dt.date(2024, 11, 4), dt.date(2024, 11, 15))
+    ]
+    assert len(expected) == 10
+    assert progress["sessions"]["done"] == [d for d in expected if d != failing.isoformat()]
+    assert progress["sessions"]["failed"] == [failing.isoformat()]
+    assert progress["failures"][failing.isoformat()]["error_category"] == "permission"
+    for day in expected:
+        manifest = load_manifest(pipeline_home.output_dir, dt.date.fromisoformat(day))
+        if day == failing.isoformat():
+            assert manifest is None
+        else:
+            assert manifest.status == "complete"
+    print(f"backfill of 10 tiny sessions through the daemon: {elapsed:.1f} s")
+
+    gaps = invoke("gaps", "--from", "2024-11-04", "--to", "2024-11-15", "--json")
+    assert gaps.exit_code == 0, gaps.output
+    found = json.loads(gaps.stdout)["sessions"]
+    assert [(g["session"], g["kind"]) for g in found] == [(failing.isoformat(), "failed")]
+
+    # A permission failure will not fix itself: retry refuses until the user says it is fixed.
+    refused = invoke("retry", failing.isoformat())
+    assert refused.exit_code != 0 and "--force" in refused.output
+    tiny_simulator.clear_faults()
+    fixed = invoke("retry", failing.isoformat(), "--force")
+    assert fixed.exit_code == 0, fixed.output
+    assert load_manifest(pipeline_home.output_dir, failing).status == "complete"
+    after = invoke("gaps", "--from", "2024-11-04", "--to", "2024-11-15", "--json")
+    assert json.loads(after.stdout)["sessions"] == []
 
 
 def test_pause_cancels_what_waits_and_resume_finishes_the_rest(

@@ -107,7 +107,7 @@ def dagster_cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def test_the_daemon_fills_gaps_retries_transient_failures_and_stops_at_caps(tmp_path):
+def test_the_daemon_fills_gaps_retries_transient_failures_and_stops_at_caps(tmp_path, monkeypatch):
     started = time.monotonic()
     due = last_due_session(calendar.now_et())
     sessions = calendar.sessions_between(due - dt.timedelta(days=14), due)[-3:]
@@ -123,10 +123,19 @@ def test_the_daemon_fills_gaps_retries_transient_failures_and_stops_at_caps(tmp_
         sim.add_fault(FaultRule(kind="status", status=474, date=sessions[1], times=3))
         sim.add_fault(FaultRule(kind="status", status=471, date=sessions[2]))
         env = settings_env(home, dagster_home, sim.base_url, sessions[0])
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("SPX_", "DAGSTER_"))})
+        for name, value in env.items():
+            if name.startswith(("SPX_", "DAGSTER_")):
+                monkeypatch.setenv(name, value)
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             limits = apply_pool_limits(instance, load_settings())  # what `spx-data serve` does
             assert limits["thetadata"] == 4
+            # Before the daemon starts (it writes sensor states too, and a switch racing it is
+            # refused): turn the gap sensor on, and the catalog refresh off (its runs would only
+            # compete for the two CPUs of a CI machine).
+            for args in (("start", GAP_SENSOR_NAME), ("stop", "spx_catalog_refresh")):
+                switch = dagster_cli("sensor", *args, *workspace, env=env)
+                output, _ = switch.communicate(timeout=120)
+                assert switch.returncode == 0, output
             with daemon_log.open("w") as log:
                 daemon = subprocess.Popen(
                     [str(BIN / "dagster-daemon"), "run", *workspace],
@@ -136,15 +145,6 @@ def test_the_daemon_fills_gaps_retries_transient_failures_and_stops_at_caps(tmp_
                     stderr=subprocess.STDOUT,
                 )
                 try:
-                    # While the daemon starts: turn the gap sensor on, and the catalog refresh
-                    # off (its runs would only compete for the two CPUs of a CI machine).
-                    switches = [
-                        dagster_cli("sensor", "start", GAP_SENSOR_NAME, *workspace, env=env),
-                        dagster_cli("sensor", "stop", "spx_catalog_refresh", *workspace, env=env),
-                    ]
-                    for switch in switches:
-                        output, _ = switch.communicate(timeout=120)
-                        assert switch.returncode == 0, output
                     status = "not started"
                     while time.monotonic() - started < DEADLINE_S:
                         done, status = settled(instance, keys, permanent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 from dagster._core.instance.config import dagster_instance_config
 
@@ -74,14 +75,16 @@ def test_an_unknown_storage_profile_is_refused_with_the_choices():
         render_instance_yaml("mysql")
 
 
-def test_the_default_executor_is_dagsters_own():
-    assert executor_name({}) == "multiprocess"
-    assert selected_executor({}) is None
-    assert selected_executor({EXECUTOR_ENV: " Multiprocess "}) is None
+def test_steps_run_in_their_run_worker_unless_a_profile_says_otherwise():
+    assert executor_name({}) == "in_process"
+    assert selected_executor({}) is dg.in_process_executor
+    assert selected_executor({EXECUTOR_ENV: " Multiprocess "}) is dg.multiprocess_executor
 
 
 def test_an_unknown_executor_names_the_value_and_the_choices():
-    with pytest.raises(ExecutorChoiceError, match=r"'kubernetes'.*multiprocess, celery"):
+    with pytest.raises(
+        ExecutorChoiceError, match=r"'kubernetes'.*in_process, multiprocess, celery"
+    ):
         executor_name({EXECUTOR_ENV: "kubernetes"})
 
 
