@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench serve clean
+.PHONY: demo test test-slow test-fast lint format bench serve clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "spx-data needs Python 3.11+, found " + sys.version.split()[0]'
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/spx-data demo
 
-## test: the whole test suite (what CI runs)
+## test: the default test suite, everything but the reliability suite (~10 min on 2 cores)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not slow and not live'
+
+## test-slow: the reliability suite (faults, crashes, disk full, corruption, bad inputs; CI runs it)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m 'slow and not live'
 
 ## test-fast: everything but the slow, daemon and browser tests
 test-fast: $(STAMP)

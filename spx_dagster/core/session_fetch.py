@@ -5,6 +5,11 @@ client, atomically) with a ``.json`` sidecar of its fetch figures; the sidecar i
 request counts as staged only when both exist. An interrupted or failed run therefore resumes from
 the staged requests. Requests run on a bounded thread pool sized to the tier's concurrency; the
 first permanent failure stops new requests from starting (those in flight finish and stay staged).
+
+Lines of an answer the client could not parse are staged beside it, in
+``<staging>/<dataset>/_malformed/<ROOT>_<expiration|ALL>.parquet`` with the request's root and
+expiration and the reason per line (``core/validation/malformed.py``), before the sidecar; the
+validate stage puts them in quarantine, so no line the terminal sent is dropped silently.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from spx_dagster.core.chains import PlannedRequest, SessionPlan
+from spx_dagster.core.validation.malformed import malformed_file, write_malformed
 
 
 class Fetcher(Protocol):
@@ -40,6 +46,7 @@ class StagedAnswer:
     no_data: bool
     retries: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
+    malformed_rows: int = 0  # lines skipped by the client, staged for quarantine
 
 
 @dataclass
@@ -64,6 +71,10 @@ class FetchSummary:
         return sum(1 for a in self.answers if a.no_data)
 
     @property
+    def malformed_rows(self) -> int:
+        return sum(a.malformed_rows for a in self.answers)
+
+    @property
     def resumed(self) -> int:
         return sum(1 for a in self.answers if a.resumed)
 
@@ -84,6 +95,11 @@ def staged_paths(staging_dir: Path, request: PlannedRequest) -> tuple[Path, Path
     return base.with_suffix(".parquet"), base.with_suffix(".json")
 
 
+def staged_malformed_path(staging_dir: Path, request: PlannedRequest) -> Path:
+    """Where the lines of ``request``'s answer that could not be parsed are staged."""
+    return malformed_file(staging_dir / request.dataset, request.name)
+
+
 def load_staged(staging_dir: Path, request: PlannedRequest) -> StagedAnswer | None:
     """The staged answer of ``request`` if both its data and its sidecar are on disk."""
     data, sidecar = staged_paths(staging_dir, request)
@@ -95,6 +111,8 @@ def load_staged(staging_dir: Path, request: PlannedRequest) -> StagedAnswer | No
         return None
     if not answer.no_data and not data.exists():
         return None
+    if answer.malformed_rows and not staged_malformed_path(staging_dir, request).exists():
+        return None  # its malformed lines are lost: fetch again rather than drop them
     answer.resumed = True
     return answer
 
@@ -134,9 +152,19 @@ def fetch_plan(
             if on_answer:
                 on_answer(request, staged)
 
+    extra_kwargs = dict(fetch_kwargs or {})
+    also_on_malformed = extra_kwargs.pop("on_malformed", None)
+
     def run_one(request: PlannedRequest) -> StagedAnswer:
         data, sidecar = staged_paths(staging_dir, request)
         data.parent.mkdir(parents=True, exist_ok=True)
+        malformed: list[tuple[str, str]] = []
+
+        def on_malformed(line: str, reason: str) -> None:
+            malformed.append((line, reason))
+            if also_on_malformed is not None:
+                also_on_malformed(line, reason)
+
         result = client.fetch_to_parquet(
             request.dataset,
             root=request.root,
@@ -144,7 +172,15 @@ def fetch_plan(
             expiration=request.expiration,
             interval=interval,
             path=data,
-            **(fetch_kwargs or {}),
+            on_malformed=on_malformed,
+            **extra_kwargs,
+        )
+        # Staged before the sidecar: an answer counts as staged only with its malformed lines.
+        malformed_rows = write_malformed(
+            staged_malformed_path(staging_dir, request),
+            malformed,
+            root=request.root,
+            expiration=request.expiration,
         )
         answer = StagedAnswer(
             dataset=request.dataset,
@@ -155,6 +191,7 @@ def fetch_plan(
             seconds=float(result.seconds),
             no_data=bool(result.no_data),
             retries=dict(result.retries),
+            malformed_rows=malformed_rows,
         )
         _write_sidecar(sidecar, answer)
         return answer

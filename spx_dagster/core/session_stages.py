@@ -6,7 +6,8 @@ on its own, in another process, after a crash:
 
     <temp>/staging/date=D/_plan.json        the listed chain and the request plan (fetch)
     <temp>/staging/date=D/_fetch.json       the fetch figures (fetch)
-    <temp>/validated/date=D/_quality.json   the quality report and validation figures (validate)
+    <temp>/validated/date=D/_quality.json   the quality report, validation figures and the
+                                            quarantine per dataset (validate)
 
 Publishing removes the session's temp directories once the manifest is committed.
 """
@@ -31,6 +32,7 @@ from spx_dagster.core.storage import (
     DEFAULT_FILE_MODE,
     STATUS_COMPLETE,
     STATUS_NO_DATA,
+    DatasetEntry,
     Durations,
     Manifest,
     SourceInfo,
@@ -47,7 +49,7 @@ from spx_dagster.core.storage import (
     validated_dir,
     validated_parts,
 )
-from spx_dagster.core.storage.layout import manifests_dir
+from spx_dagster.core.storage.layout import manifests_dir, relative_to_output
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
 from spx_dagster.core.thetadata.vendor import Tier
@@ -264,6 +266,7 @@ def fetch_session(
             "rows": summary.rows,
             "bytes": summary.bytes,
             "no_data": summary.no_data,
+            "malformed_rows": summary.malformed_rows,
             "resumed": summary.resumed,
             "retries": summary.retries,
             "seconds": time.monotonic() - started,
@@ -299,10 +302,12 @@ class ValidateOutcome:
     report: QualityReport
     rows: int
     valid_rows: int
-    rejected_rows: int
+    rejected_rows: int  # malformed lines included
     quarantine: dict[str, str]  # dataset -> quarantine path
     seconds: float
     listed_expirations: int
+    quarantined_rows: dict[str, int] = field(default_factory=dict)  # dataset -> rows
+    malformed_rows: int = 0  # lines the client could not parse (all quarantined)
 
 
 def validate_session(
@@ -326,6 +331,7 @@ def validate_session(
     if progress:
         progress.stage("validate", total=len(cfg.datasets), done=0)
     quarantine: dict[str, str] = {}
+    quarantined_rows: dict[str, int] = {}
     for dataset in cfg.datasets:
         if progress:
             progress.working_on(dataset)
@@ -341,6 +347,7 @@ def validate_session(
         )
         if result.quarantine is not None:
             quarantine[dataset] = str(result.quarantine.path)
+            quarantined_rows[dataset] = result.quarantine.rows
         if progress:
             progress.advance(current=dataset, rows=result.stats.rows)
     report = accumulator.report()
@@ -352,10 +359,23 @@ def validate_session(
         quarantine=quarantine,
         seconds=time.monotonic() - started,
         listed_expirations=len(listed),
+        quarantined_rows=quarantined_rows,
+        malformed_rows=report.counts.get("malformed_rows", 0),
     )
     _write_json(
         validated_dir(cfg.temp_dir, session) / QUALITY_FILE,
-        {"quality": asdict(report.to_summary()), "seconds": outcome.seconds},
+        {
+            "quality": asdict(report.to_summary()),
+            "seconds": outcome.seconds,
+            # Relative to the output directory, as the manifest records paths.
+            "quarantine": {
+                dataset: {
+                    "rows": quarantined_rows[dataset],
+                    "path": relative_to_output(cfg.output_dir, Path(path)),
+                }
+                for dataset, path in quarantine.items()
+            },
+        },
         cfg,
     )
     return outcome
@@ -417,6 +437,7 @@ def publish_session(
                 )
             if progress:
                 progress.advance(current=dataset)
+        _attach_quarantine(entries, validated.get("quarantine", {}))
         covered = _covered_expirations(plan, entries)
         manifest = Manifest(
             session=session,
@@ -447,6 +468,18 @@ def publish_session(
         removed=list(result.removed),
         seconds=time.monotonic() - started,
     )
+
+
+def _attach_quarantine(entries: dict[str, DatasetEntry], quarantine: Mapping[str, Any]) -> None:
+    """Record each dataset's quarantined rows and file (from the validate stage) in its entry.
+
+    A dataset whose every row was refused publishes no file but still gets an entry, so that the
+    manifest says where its rows went.
+    """
+    for dataset, found in quarantine.items():
+        entry = entries.setdefault(dataset, DatasetEntry())
+        entry.quarantined_rows = int(found["rows"])
+        entry.quarantine_path = str(found["path"])
 
 
 def _covered_expirations(

@@ -143,6 +143,7 @@ def raw_option_chains(
             "http_requests": outcome.requests_sent,
             "resumed_requests": summary.resumed,
             "no_data_answers": summary.no_data,
+            "malformed_rows": summary.malformed_rows,
             "retries": sum(retries.values()),
             "retries_by_cause": retries,
             "rows": summary.rows,

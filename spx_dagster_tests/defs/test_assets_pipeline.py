@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 
 import dagster as dg
 import pyarrow as pa
@@ -69,6 +71,24 @@ def metadata_of(result, asset_key):
     return {k: v.value for k, v in events[0].metadata.items()}
 
 
+def assert_sha256sum_verifies(output_dir, manifest):
+    """The .sha256 sidecars are standard: coreutils' `sha256sum -c` passes in each file's dir."""
+    sha256sum = shutil.which("sha256sum")
+    assert sha256sum, "coreutils sha256sum is needed to check the sidecar format"
+    assert manifest.files
+    for entry in manifest.files:
+        path = output_dir / entry.path
+        checked = subprocess.run(
+            [sha256sum, "-c", path.name + ".sha256"],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.strip() == f"{path.name}: OK"
+
+
 @pytest.fixture
 def instance(pipeline_home):
     with dg.instance_for_test() as inst:
@@ -83,6 +103,7 @@ def test_a_session_is_published_verified_and_checked(pipeline_home, instance):
     assert set(manifest.datasets) == {"greeks", "eod", "open_interest"}
     assert verify_session(pipeline_home.output_dir, SESSION).ok
     assert not staging_dir(pipeline_home.temp_dir, SESSION).exists()
+    assert_sha256sum_verifies(pipeline_home.output_dir, manifest)
 
     published = metadata_of(result, PARQUET)
     assert published["rows"] == manifest.rows > 0

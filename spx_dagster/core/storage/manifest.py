@@ -49,10 +49,16 @@ class FileEntry:
 
 @dataclass
 class DatasetEntry:
+    """One dataset of a session: its published files and the rows refused into quarantine.
+
+    ``quarantined_rows`` counts rows that failed a check and lines the client could not parse;
+    ``quarantine_path`` (relative to the output directory) is their file, None when there are none.
+    """
+
     files: list[FileEntry] = field(default_factory=list)
     rows: int = 0
     quarantined_rows: int = 0
-    quarantine_path: str | None = None  # relative to the output directory
+    quarantine_path: str | None = None
 
     @property
     def bytes(self) -> int:
@@ -152,6 +158,10 @@ class Manifest:
     @property
     def bytes(self) -> int:
         return sum(entry.bytes for entry in self.datasets.values())
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(entry.quarantined_rows for entry in self.datasets.values())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -266,6 +276,7 @@ class ManifestSummary:
     dataset_bytes: dict[str, int]
     underlying_range: float | None = None
     error: str | None = None  # set when the manifest could not be read (the session is corrupt)
+    quarantined_rows: int = 0
 
     @classmethod
     def of(cls, manifest: Manifest) -> ManifestSummary:
@@ -282,6 +293,7 @@ class ManifestSummary:
             dataset_rows={name: e.rows for name, e in manifest.datasets.items()},
             dataset_bytes={name: e.bytes for name, e in manifest.datasets.items()},
             underlying_range=float(underlying_range) if underlying_range is not None else None,
+            quarantined_rows=manifest.quarantined_rows,
         )
 
     @classmethod

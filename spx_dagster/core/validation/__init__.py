@@ -6,8 +6,17 @@ Plain Python (no Dagster). The validated-stage asset calls, per dataset::
     quality = QualityAccumulator(listed=[(root, exp), ...])
     result = validate_staged_dataset(temp_dir, output_dir, session, "greeks", context, quality)
     report = quality.report()          # QualityReport(score, parts, counts, ...)
+
+Rows the checks reject and lines the client could not parse (staged by the fetch with
+``write_malformed``) land in ``_quarantine/date=D/<dataset>.parquet`` with a reason per row.
 """
 
+from spx_dagster.core.validation.malformed import (
+    RAW_LINE_COLUMN,
+    malformed_file,
+    read_malformed,
+    write_malformed,
+)
 from spx_dagster.core.validation.quality import (
     QUALITY_WEIGHTS,
     ChunkStats,
@@ -15,6 +24,7 @@ from spx_dagster.core.validation.quality import (
     QualityReport,
     quality_score,
 )
+from spx_dagster.core.validation.quarantine import DatasetQuarantine
 from spx_dagster.core.validation.schemas import (
     SchemaBreak,
     ValidationContext,
@@ -26,7 +36,9 @@ from spx_dagster.core.validation.validate import ValidationResult, validate_tabl
 
 __all__ = [
     "QUALITY_WEIGHTS",
+    "RAW_LINE_COLUMN",
     "ChunkStats",
+    "DatasetQuarantine",
     "QualityAccumulator",
     "QualityReport",
     "SchemaBreak",
@@ -35,7 +47,10 @@ __all__ = [
     "ValidationResult",
     "build_schema",
     "conform_table",
+    "malformed_file",
     "quality_score",
+    "read_malformed",
     "validate_staged_dataset",
     "validate_table",
+    "write_malformed",
 ]

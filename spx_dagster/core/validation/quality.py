@@ -2,7 +2,8 @@
 
 Parts (each 0..1; None when it does not apply, e.g. no intraday dataset, no listed expirations):
 
-- ``validity``: valid rows / all rows.
+- ``validity``: valid rows / all rows. Rows the client could not parse (malformed lines, see
+  ``malformed.py``) count among all rows and none of the valid ones.
 - ``expiration_coverage``: listed expirations with rows / listed expirations (mean over the
   datasets given a listing).
 - ``interval_completeness``: intraday contracts with exactly the expected rows / contracts.
@@ -41,7 +42,8 @@ class ChunkStats:
     dataset: str
     rows: int = 0
     valid_rows: int = 0
-    rejected_rows: int = 0
+    rejected_rows: int = 0  # malformed lines included
+    malformed_rows: int = 0  # lines the client could not parse (all of them rejected)
     reasons: Counter[str] = field(default_factory=Counter)  # rejected rows per failed check
     quote_rows: int = 0  # valid rows with both bid and ask present
     crossed_rows: int = 0  # bid > ask (kept)
@@ -54,6 +56,7 @@ class ChunkStats:
         self.rows += other.rows
         self.valid_rows += other.valid_rows
         self.rejected_rows += other.rejected_rows
+        self.malformed_rows += other.malformed_rows
         self.reasons.update(other.reasons)
         self.quote_rows += other.quote_rows
         self.crossed_rows += other.crossed_rows
@@ -167,6 +170,7 @@ class QualityAccumulator:
             "rows": total.rows,
             "valid_rows": total.valid_rows,
             "rejected_rows": total.rejected_rows,
+            "malformed_rows": total.malformed_rows,
             "quote_rows": total.quote_rows,
             "crossed_rows": total.crossed_rows,
             "zero_quote_rows": total.zero_quote_rows,

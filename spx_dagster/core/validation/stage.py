@@ -1,8 +1,9 @@
 """The validated stage of one dataset: every staged response, one at a time.
 
 Each staged part is read, validated, and split into ``<temp_dir>/validated/...`` (valid rows,
-written atomically) and the dataset's quarantine file (rejected rows with their reason). Memory
-is bounded by one response. Re-running is safe: every output is rewritten from the staged parts.
+written atomically) and the dataset's quarantine file (rejected rows with their reason); the lines
+of the part the client could not parse (``malformed.py``) join the quarantine too. Memory is
+bounded by one response. Re-running is safe: every output is rewritten from the staged parts.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import pyarrow.parquet as pq
 
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from spx_dagster.core.storage.layout import staged_file, staged_parts, validated_file
-from spx_dagster.core.storage.parquet_io import (
-    QuarantineEntry,
-    QuarantineWriter,
-    write_table_atomic,
+from spx_dagster.core.storage.parquet_io import QuarantineEntry, write_table_atomic
+from spx_dagster.core.validation.malformed import (
+    malformed_file,
+    malformed_stats,
+    quarantine_rows,
+    read_malformed,
 )
 from spx_dagster.core.validation.quality import ChunkStats, QualityAccumulator
+from spx_dagster.core.validation.quarantine import DatasetQuarantine
 from spx_dagster.core.validation.schemas import ValidationContext
 from spx_dagster.core.validation.validate import validate_table
 
@@ -58,7 +62,7 @@ def validate_staged_dataset(
     started = time.monotonic()
     total = ChunkStats(dataset)
     parts = staged_parts(temp_dir, session, dataset)
-    with QuarantineWriter(
+    with DatasetQuarantine(
         output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
     ) as quarantine:
         for part in parts:
@@ -71,9 +75,15 @@ def validate_staged_dataset(
                 dir_mode=dir_mode,
             )
             quarantine.append(result.rejected)
-            total.add(result.stats)
-            if accumulator is not None:
-                accumulator.add(result.stats)
+            chunks = [result.stats]
+            malformed = read_malformed(malformed_file(source.parent, part.stem))
+            if malformed is not None and malformed.num_rows:
+                quarantine.append(quarantine_rows(malformed, dataset))
+                chunks.append(malformed_stats(malformed, dataset))
+            for stats in chunks:
+                total.add(stats)
+                if accumulator is not None:
+                    accumulator.add(stats)
     if accumulator is not None and not parts:
         accumulator.add(ChunkStats(dataset))
     return StageResult(
