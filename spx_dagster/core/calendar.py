@@ -104,6 +104,20 @@ def session_close(day: dt.date) -> dt.time:
     return _early_closes().get(day, dt.time(16, 0))
 
 
+REGULAR_CLOSE = dt.time(16, 0)
+
+
+def intraday_end(day: dt.date, regular_end: dt.time) -> dt.time:
+    """The last intraday stamp of ``day`` for a window ending at ``regular_end`` on a regular
+    session: as much earlier on an early-close day as the close is (16:00 becomes 13:00, SPX's
+    16:15 becomes 13:15), so that requests and checks of a half day agree on its window."""
+    close = session_close(day)
+    if close >= REGULAR_CLOSE:
+        return regular_end
+    shift = dt.datetime.combine(day, REGULAR_CLOSE) - dt.datetime.combine(day, close)
+    return (dt.datetime.combine(day, regular_end) - shift).time()
+
+
 def now_et() -> dt.datetime:
     return dt.datetime.now(tz=ET)
 

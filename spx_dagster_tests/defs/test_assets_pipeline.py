@@ -125,6 +125,22 @@ def test_a_session_is_published_verified_and_checked(pipeline_home, instance):
     assert KEY in instance.get_materialized_partitions(PARQUET)
 
 
+def test_an_early_close_session_publishes_its_half_day_whole(pipeline_home, instance):
+    # 2024-11-29 closed at 13:00: 211 one-minute rows per contract, none rejected.
+    half_day = "2024-11-29"
+    result = run_session(instance, key=half_day)
+    assert result.success
+    manifest = load_manifest(pipeline_home.output_dir, dt.date.fromisoformat(half_day))
+    counts = manifest.quality.counts
+    assert counts["rejected_rows"] == 0 and manifest.quality.reasons == {}
+    assert counts["complete_contracts"] == counts["intraday_contracts"] > 0
+    greeks = pq.read_table(
+        [pipeline_home.output_dir / f.path for f in manifest.files if f.path.startswith("greeks")]
+    )
+    assert greeks.num_rows == 211 * counts["intraday_contracts"]
+    assert max(greeks.column("timestamp").to_pylist()).time() == dt.time(13, 0)
+
+
 def test_a_rerun_replaces_the_session_and_leaves_no_stray_file(pipeline_home, instance):
     assert run_session(instance).success
     first = load_manifest(pipeline_home.output_dir, SESSION)

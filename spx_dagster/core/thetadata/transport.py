@@ -20,6 +20,7 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
+from spx_dagster.core.calendar import intraday_end
 from spx_dagster.core.thetadata.errors import (
     ConnectionLost,
     ReadTimedOut,
@@ -30,6 +31,7 @@ from spx_dagster.core.thetadata.errors import (
 from spx_dagster.core.thetadata.retry import ClientStats
 from spx_dagster.core.thetadata.vendor import (
     API_PREFIX,
+    INTRADAY_END,
     RETRY_AFTER_HEADER,
     Behaviour,
     Tier,
@@ -68,6 +70,14 @@ class HistoryRequest:
         if self.strike is not None:
             parts.append(f"{self.strike:g}")
         return " ".join(parts)
+
+    def end_time(self, configured: dt.time | None) -> dt.time | None:
+        """The intraday ``end_time`` to send: ``configured`` (None keeps the terminal's
+        16:00 default) on a regular session, and on an early-close day the end moved as much
+        earlier as the close, asked for explicitly: the checks expect a half day's window, and
+        whatever a terminal does past the close by default, it answers an explicit end."""
+        end = intraday_end(self.session_date, configured or INTRADAY_END)
+        return configured if end == (configured or INTRADAY_END) else end
 
 
 @dataclass

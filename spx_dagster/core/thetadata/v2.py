@@ -76,6 +76,7 @@ def history_params(request: HistoryRequest, *, end_time: dt.time | None) -> dict
     }
     if endpoint.intraday:
         params["ivl"] = str(INTERVALS[request.interval])
+        end_time = request.end_time(end_time)
         if end_time is not None:
             params.update(
                 rth="false",

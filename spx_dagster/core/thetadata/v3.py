@@ -45,6 +45,7 @@ def history_params(request: HistoryRequest, *, end_time: dt.time | None) -> dict
         params["date"] = ymd(request.session_date)
     if endpoint.intraday:
         params["interval"] = request.interval
+        end_time = request.end_time(end_time)
         if end_time is not None:
             params["end_time"] = end_time.strftime("%H:%M:%S")
     if request.right is not None:

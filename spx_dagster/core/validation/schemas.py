@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from spx_dagster.core.calendar import ET, session_close
+from spx_dagster.core.calendar import ET, intraday_end
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.thetadata.vendor import (
     INTERVALS,
@@ -60,8 +60,6 @@ NON_NEGATIVE = (
 # Black-Scholes deltas sit in [0, 1] for calls and [-1, 0] for puts; the vendor's rounding can
 # step a hair outside.
 DELTA_EPSILON = 1e-6
-# Equity close on a regular session; early closes shift the intraday end by the same amount.
-REGULAR_CLOSE = dt.time(16, 0)
 
 
 class SchemaBreak(ValueError):
@@ -100,13 +98,7 @@ class ValidationContext:
 
     @property
     def effective_end(self) -> dt.time:
-        close = session_close(self.session)
-        if close >= REGULAR_CLOSE:
-            return self.end_time
-        shift = dt.datetime.combine(self.session, REGULAR_CLOSE) - dt.datetime.combine(
-            self.session, close
-        )
-        return (dt.datetime.combine(self.session, self.end_time) - shift).time()
+        return intraday_end(self.session, self.end_time)
 
     @property
     def intraday_window(self) -> tuple[pd.Timestamp, pd.Timestamp]:

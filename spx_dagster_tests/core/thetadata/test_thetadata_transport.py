@@ -89,6 +89,25 @@ def test_request_parameters_and_typed_answer(terminal):
     }
 
 
+@pytest.mark.parametrize(
+    ("session", "configured", "sent"),
+    [
+        (SESSION, None, None),  # a regular session: the terminal's 16:00 default
+        (dt.date(2024, 11, 29), None, "13:00:00"),  # day after Thanksgiving, 13:00 close
+        (dt.date(2024, 11, 29), "16:15:00", "13:15:00"),  # SPX's quarter hour moves with it
+        (dt.date(2024, 7, 3), None, "13:00:00"),
+    ],
+)
+def test_an_early_close_asks_for_the_half_days_window(terminal, session, configured, sent):
+    terminal.script(GREEKS, Reply(body=greeks_csv()))
+    options = {"end_time": configured} if configured else {}
+    with client_for(terminal, **options) as client:
+        client.fetch_table(
+            "greeks", root="SPXW", session_date=session, expiration=EXPIRATION, interval="1m"
+        )
+    assert terminal.requests[0][1].get("end_time") == sent
+
+
 def test_eod_uses_a_date_range_and_wildcard(terminal):
     eod = Path(__file__).parents[2] / "fixtures/thetadata_samples/v3_option_history_eod.csv"
     terminal.script(EOD, Reply(body=eod.read_bytes(), chunked=True))
