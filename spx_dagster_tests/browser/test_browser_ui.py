@@ -137,6 +137,33 @@ def chrome(browser: str, driver: str):
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def skip_dialogs(driver) -> None:
+    """Dismiss Dagster's first-visit community dialog, wherever it has got to."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+        with contextlib.suppress(Exception):
+            button.click()
+
+
+def click(driver, xpath: str) -> None:
+    """Click the element at ``xpath``; the community dialog can open over the page at any
+    moment after it loads, so a click it intercepts dismisses it and tries again."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def clicked(d):
+        try:
+            d.find_element(By.XPATH, xpath).click()
+            return True
+        except ElementClickInterceptedException:
+            skip_dialogs(d)
+            return False
+
+    WebDriverWait(driver, PAGE_TIMEOUT_S, poll_frequency=0.5).until(clicked)
+
+
 def page_text_with(driver, needles: list[str]) -> str:
     """The page's text once every needle shows (the UI loads its data after the page)."""
     from selenium.common.exceptions import TimeoutException
@@ -144,9 +171,7 @@ def page_text_with(driver, needles: list[str]) -> str:
     from selenium.webdriver.support.ui import WebDriverWait
 
     def ready(d):
-        for button in d.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-            with contextlib.suppress(Exception):
-                button.click()  # Dagster's first-visit community dialog
+        skip_dialogs(d)
         text = d.find_element(By.TAG_NAME, "body").text
         return text if all(n in text for n in needles) else False
 
@@ -159,7 +184,6 @@ def page_text_with(driver, needles: list[str]) -> str:
 
 
 def test_the_asset_page_shows_partitions_and_check_results(spx_home, monkeypatch, tmp_path):
-    from selenium.webdriver.common.by import By
 
     paths = chromium_paths()
     if paths is None:
@@ -178,9 +202,7 @@ def test_the_asset_page_shows_partitions_and_check_results(spx_home, monkeypatch
             text = page_text_with(driver, ["Materialized (2)", "Failed (1)", "Missing ("])
             assert "options_parquet" in text
             # Hide the missing ones: the list then holds exactly the sessions with a status.
-            driver.find_element(
-                By.XPATH, "//*[starts-with(normalize-space(), 'Missing (')]"
-            ).click()
+            click(driver, "//*[starts-with(normalize-space(), 'Missing (')]")
             text = page_text_with(driver, [*PUBLISHED, FAILED])
             shots.append(tmp_path / "options_parquet_partitions.png")
             driver.save_screenshot(str(shots[-1]))
