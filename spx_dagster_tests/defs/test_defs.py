@@ -4,6 +4,9 @@ sensor or instance setting shows up here as a diff (on purpose: update the pin w
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +15,7 @@ import pytest
 from spx_dagster.core import calendar
 from spx_dagster.definitions import defs
 from spx_dagster.defs.instance_config import render_instance_yaml
-from spx_dagster.defs.partitions import SESSIONS, configured_start_date
+from spx_dagster.defs.partitions import SESSIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,12 +94,29 @@ def test_session_assets_share_the_trading_session_partitions(repository):
     assert SESSIONS.timezone == "America/New_York"
     assert SESSIONS.fmt == "%Y-%m-%d"
     assert SESSIONS.end_offset == 1
-    assert SESSIONS.start.date() == configured_start_date()
     week = SESSIONS.get_partition_keys_in_range(
         dg.PartitionKeyRange("2024-07-01", "2024-07-08")
     )  # Independence Day and a weekend excluded
     assert week == ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05", "2024-07-08"]
     assert week == [d.isoformat() for d in calendar.sessions_between(*_range(week))]
+
+
+def test_partitions_start_at_the_configured_start_date(tmp_path):
+    """Read when the code location loads, in a process of its own: the module-level
+    definition of this test process depends on whatever environment imported it first."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SPX_DATA_")},
+        "SPX_DATA_HOME": str(tmp_path),
+        "SPX_DATA_PROCESSING__START_DATE": "2019-01-02",
+    }
+    code = (
+        "from spx_dagster.defs.partitions import SESSIONS, configured_start_date;"
+        "print(SESSIONS.start.date(), configured_start_date(), SESSIONS.get_first_partition_key())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["2019-01-02", "2019-01-02", "2019-01-02"]
 
 
 def _range(keys: list[str]) -> tuple[dt.date, dt.date]:
