@@ -63,6 +63,34 @@ def session_or_fail(text: str, settings: Any) -> dt.date:
         fail(f"cannot process {text!r}: {error}", exit_codes.USAGE)
 
 
+def storage_or_fail(settings: Any) -> None:
+    """Exit 2 unless ``storage.output_dir`` and ``storage.temp_dir`` are writable directories
+    (or can be created): a bad one is a configuration error found before anything is fetched,
+    not a failed publish after the whole session was downloaded."""
+    import dataclasses
+
+    from spx_dagster.core.config.load import resolve
+    from spx_dagster.core.config.validate import Context, check_output_dir, check_temp_dir
+
+    context = Context(now=None, create_dirs=False)
+    problems = [
+        problem
+        for check in (check_output_dir, check_temp_dir)
+        for problem in check(settings, context)
+        if problem.is_error
+    ]
+    if not problems:
+        return
+    origins = resolve().values
+    fail(
+        "the configuration cannot be used: "
+        + " ".join(
+            dataclasses.replace(p, source=origins[p.key].source_label).message() for p in problems
+        ),
+        exit_codes.USAGE,
+    )
+
+
 def terminal_or_fail(settings: Any) -> None:
     """Exit 3 (2 for a wrong api_version) unless a usable ThetaTerminal answers."""
     from spx_dagster.core.thetadata.client import ThetaClient
@@ -212,7 +240,9 @@ def process(date: str, force: bool, as_json: bool) -> None:
 
     settings = load_settings_or_fail()
     session = session_or_fail(date, settings)
+    storage_or_fail(settings)
     document: dict[str, Any] = {"session": session.isoformat(), "forced": force}
+    instance = open_instance(settings)  # also ends the runs of CLI processes that died
     if not force:
         report = completed_report(settings, session)
         if report is not None:
@@ -233,7 +263,6 @@ def process(date: str, force: bool, as_json: bool) -> None:
                 )
             return
     terminal_or_fail(settings)
-    instance = open_instance(settings)
     tags = runner.run_tags(trigger=TRIGGER, forced=force)
     outcome = run_with_progress(instance, session, settings=settings, tags=tags, show_progress=True)
     document.update(outcome.to_dict())

@@ -166,6 +166,7 @@ def retry(
         describe_success,
         refresh_catalog_or_warn,
         run_with_progress,
+        storage_or_fail,
         terminal_or_fail,
     )
 
@@ -203,6 +204,8 @@ def retry(
         return
     if not as_json:
         _print_plan(plan)
+    if not as_backfill:  # the daemon's runs read their own settings
+        storage_or_fail(settings)
     terminal_or_fail(settings)
     if as_backfill:
         from spx_dagster.cli.backfill_cmd import warn_without_daemon

@@ -48,6 +48,7 @@ from spx_dagster.defs.constants import (
     SESSION_JOB,
     TRIGGER_TAG,
 )
+from spx_dagster.defs.dead_runs import WORKER_TAG, reap_dead_runs, worker_tag
 from spx_dagster.defs.partitions import session_from_key, session_key
 
 # Dagster's run-level priority tag: the queued run coordinator launches higher values first.
@@ -179,6 +180,7 @@ class SessionRun:
     _started: float = 0.0
 
     def start(self) -> SessionRun:
+        reap_dead_runs(self.instance)
         self._started = time.monotonic()
         add_listener(self._listen)
         self._thread = threading.Thread(target=self._execute, name=f"run-{self.session}")
@@ -248,7 +250,7 @@ class SessionRun:
                     instance=self.instance,
                     partition_key=session_key(self.session),
                     run_id=self.run_id,
-                    tags=dict(self.tags),
+                    tags={**self.tags, WORKER_TAG: worker_tag()},
                     raise_on_error=False,
                 )
             self.outcome = self._outcome(result)
@@ -343,7 +345,10 @@ def refresh_catalog(instance: dg.DagsterInstance, *, tags: Mapping[str, str]) ->
     """Materialize ``spx/catalog`` in process (its pool keeps it the only DuckDB writer)."""
     job = load_definitions().resolve_job_def(CATALOG_JOB)
     result = job.execute_in_process(
-        run_config=QUIET_RUN_CONFIG, instance=instance, tags=dict(tags), raise_on_error=False
+        run_config=QUIET_RUN_CONFIG,
+        instance=instance,
+        tags={**tags, WORKER_TAG: worker_tag()},
+        raise_on_error=False,
     )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
