@@ -1,0 +1,156 @@
+"""Benchmark 4: how long ``spx-data --help``, ``status`` and ``gaps`` take with a long history.
+
+A temporary home (Pro tier, ``processing.start_date`` 2012-06-01) is seeded in a child process
+with 3,000 published sessions: manifests beside the (absent) data, a successful run each in a
+real SQLite Dagster instance, failed runs scattered over the unpublished years
+(``spx_dagster_tests/defs/synthetic_history.py``), and the DuckDB catalog refreshed over them.
+A simulator answers as the terminal, so ``status`` sees a healthy one. Each command then runs as
+its own process, as a user types it; the median of N runs is reported (the first run of each is
+a warm-up, not counted: it pays the cold page cache of the interpreter's imports). For
+reference, the median of ``python -c "import dagster"``: the floor of any command that reads
+the Dagster instance.
+
+No target in issue #7; ``met`` is null.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import (
+    REPO,
+    median,
+    pipeline_env,
+    progress,
+    run_child,
+    simulator,
+    temp_home,
+)
+
+NAME = "interactive_latency"
+START_DATE = "2012-06-01"
+COMMANDS = {"help": ["--help"], "status": ["status"], "gaps": ["gaps"]}
+
+
+@dataclass(frozen=True)
+class Size:
+    published: int
+    runs: int
+
+
+FULL = Size(3000, 7)
+QUICK = Size(300, 2)
+
+
+def seed_history(published: int) -> dict:
+    """Seed this process's home (from the environment) with ``published`` sessions + catalog."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from spx_dagster.cli.instance import open_instance
+    from spx_dagster.core.catalog import refresh_catalog
+    from spx_dagster.core.config import load_settings
+    from spx_dagster.core.config.home import catalog_path
+    from spx_dagster.core.datasets import SCHEMAS
+    from spx_dagster.core.storage import load_manifest
+    from spx_dagster_tests.defs.synthetic_history import build_history
+
+    settings = load_settings()
+    output_dir = Path(settings.storage.output_dir)
+    history = build_history(open_instance(settings), output_dir, published=published)
+    # The catalog's views need at least one real file per dataset to bind to: give the newest
+    # session empty files of the right schema (the others' files do not exist).
+    for entry_name, entry in load_manifest(output_dir, history.published[-1]).datasets.items():
+        for file in entry.files:
+            path = output_dir / file.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(SCHEMAS[entry_name].empty_table(), path)
+    with duckdb.connect(str(catalog_path(settings))) as connection:
+        stats = refresh_catalog(connection, output_dir)
+    return {
+        "sessions": len(history.sessions),
+        "published": len(history.published),
+        "failed": len(history.failed),
+        "runs": history.runs,
+        "catalog_sessions": stats.sessions,
+    }
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("spx-data")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "spx_dagster.cli.main"]
+
+
+def time_command(
+    args: list[str], env: dict[str, str], runs: int, *, command: list[str] | None = None
+) -> dict:
+    """Median wall seconds of ``spx-data ARGS`` (or ``command``) over ``runs`` runs after one
+    warm-up."""
+    seconds, codes = [], set()
+    for attempt in range(runs + 1):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*(command or _command()), *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        elapsed = time.perf_counter() - started
+        codes.add(done.returncode)
+        if done.returncode not in (0, 1):  # 1: gaps found / a warning; anything else is broken
+            raise RuntimeError(
+                f"spx-data {' '.join(args)} exited with {done.returncode}: {done.stderr[-2000:]}"
+            )
+        if attempt:
+            seconds.append(elapsed)
+    return {
+        "median_s": round(median(seconds), 3),
+        "min_s": round(min(seconds), 3),
+        "max_s": round(max(seconds), 3),
+        "exit_codes": sorted(codes),
+    }
+
+
+def run(quick: bool, shared: dict) -> tuple[dict, None, None]:
+    import os
+
+    size = QUICK if quick else FULL
+    with simulator(chain="tiny") as sim, temp_home(NAME, fast=True) as home:
+        env = pipeline_env(
+            home,
+            sim.base_url,
+            processing__start_date=START_DATE,
+            thetadata__subscription_tier="pro",
+        )
+        progress(f"{NAME}: seeding {size.published} published sessions (child process)")
+        seeded = run_child("interactive_latency:seed_history", env=env, published=size.published)
+        full_env = {**os.environ, **env}
+        timings = {}
+        for name, args in COMMANDS.items():
+            progress(f"{NAME}: spx-data {' '.join(args)} x {size.runs} (+1 warm-up)")
+            timings[name] = time_command(args, full_env, size.runs)
+        # What any command that reads the instance pays before doing anything: the reference.
+        import_dagster = time_command(
+            ["-c", "import dagster"], full_env, size.runs, command=[sys.executable]
+        )
+    return (
+        {
+            "start_date": START_DATE,
+            "history": seeded.value,
+            "seed_s": round(seeded.wall_s, 1),
+            "runs_per_command": size.runs,
+            "commands": timings,
+            "help_median_s": timings["help"]["median_s"],
+            "status_median_s": timings["status"]["median_s"],
+            "gaps_median_s": timings["gaps"]["median_s"],
+            "import_dagster_median_s": import_dagster["median_s"],
+        },
+        None,
+        None,
+    )
