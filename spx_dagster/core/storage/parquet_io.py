@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spx_dagster.core.datasets import DATASETS, SCHEMA_VERSION
+from spx_dagster.core.ordered_map import ordered_map
 from spx_dagster.core.storage.atomic import (
     DEFAULT_DIR_MODE,
     DEFAULT_FILE_MODE,
@@ -135,11 +137,15 @@ class PublishedDatasetWriter:
         self._temp: HashingFile | None = None
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, table: pa.Table) -> None:
-        """Sort one chunk and append it as one row group (empty chunks are skipped)."""
+    def prepare(self, table: pa.Table) -> pa.Table:
+        """One chunk in the published column order, types and sort (safe on another thread)."""
+        return sort_chunk(table.select(self.schema.names).cast(self.schema), self.dataset)
+
+    def write(self, table: pa.Table, *, prepared: bool = False) -> None:
+        """Append one chunk as one row group, sorted unless ``prepared`` (empty ones skipped)."""
         if table.num_rows == 0:
             return
-        chunk = sort_chunk(table.select(self.schema.names).cast(self.schema), self.dataset)
+        chunk = table if prepared else self.prepare(table)
         if self._writer is None:
             ensure_dir(self.directory, mode=self.dir_mode)
             self._temp = open_temp(self.directory, f"{self.dataset}.parquet", mode=self.file_mode)
@@ -207,19 +213,28 @@ def publish_dataset(
     Call inside ``session_lock`` and follow with ``commit_manifest``: until the manifest names the
     new file it is an orphan and the old session stays the published one.
     """
-    with PublishedDatasetWriter(
-        output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
-    ) as writer:
-        for table in tables:
-            writer.write(table)
+    with (
+        PublishedDatasetWriter(
+            output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
+        ) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix=f"sort-{dataset}") as pool,
+    ):
+        # The next chunk is sorted while this one is encoded and written.
+        for chunk in ordered_map(pool, writer.prepare, tables, ahead=1):
+            writer.write(chunk, prepared=True)
     assert writer.entry is not None
     return writer.entry
 
 
 def iter_validated_tables(temp_dir: Path, session: dt.date, dataset: str) -> Iterator[pa.Table]:
-    """The validated parts of a dataset, one table at a time, in (root, expiration) order."""
-    for part in validated_parts(temp_dir, session, dataset):
-        yield pq.read_table(validated_file(temp_dir, session, dataset, part))
+    """The validated parts of a dataset, one table at a time, in (root, expiration) order; the
+    next part is read on another thread while the caller writes this one."""
+    files = [
+        validated_file(temp_dir, session, dataset, p)
+        for p in validated_parts(temp_dir, session, dataset)
+    ]
+    with ThreadPoolExecutor(1, thread_name_prefix=f"read-{dataset}") as pool:
+        yield from ordered_map(pool, pq.read_table, files, ahead=1)
 
 
 @dataclass(frozen=True)
