@@ -22,6 +22,7 @@ BENCHMARKS = (
     "interactive_latency",
     "backfill_overhead",
     "compression",
+    "graph_session",
 )
 
 

@@ -69,6 +69,14 @@ def test_data_benchmarks_print_one_sane_line_each():
     assert compression["ratio"] > 1 and compression["parquet_mb"] == throughput["parquet_mb"]
 
 
+def test_the_graph_benchmark_runs_the_session_through_dagster():
+    line = run_bench("graph_session")["graph_session"]
+    assert line["rows"] > 0 and line["requests"] > 0 and line["catalog_refreshed"] is True
+    assert line["command_s"] > line["run_s"] > 0
+    assert line["peak_rss_mb"] > 0 and line["cpu_s"] > 0
+    assert line["met"] == (line["peak_rss_mb"] <= 1500)
+
+
 @pytest.mark.slow
 def test_interactive_latency_times_the_commands_on_a_seeded_history():
     line = run_bench("interactive_latency")["interactive_latency"]
