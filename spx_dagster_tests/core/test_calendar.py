@@ -84,3 +84,46 @@ def test_latest_closed_session_respects_the_eod_report_time():
 def test_early_close_days_close_at_one():
     assert calendar.session_close(dt.date(2024, 11, 29)) == dt.time(13, 0)
     assert calendar.session_close(dt.date(2024, 11, 27)) == dt.time(16, 0)
+
+
+def _facts_in_a_process(home, code: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SPX_DATA_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+FACTS = (
+    "import sys, datetime as dt; from spx_dagster.core import calendar as c;"
+    "s = c.sessions_between(dt.date(2006, 1, 1), dt.date(2035, 12, 31));"
+    "print(len(s), s[0], s[-1], c.session_close(dt.date(2024, 11, 29)),"
+    " 'exchange_calendars' in sys.modules)"
+)
+
+
+def test_the_sessions_are_cached_for_the_next_process_and_equal_the_built_ones(tmp_path):
+    built = _facts_in_a_process(tmp_path, FACTS).split()
+    (cached_file,) = (tmp_path / "cache").glob("XNYS-*.json")
+    cached = _facts_in_a_process(tmp_path, FACTS).split()
+    assert built[-1] == "True" and cached[-1] == "False"  # the second never imported it
+    assert built[:-1] == cached[:-1]
+    assert cached[1:4] == ["2006-01-03", "2035-12-31", "13:00:00"]
+    assert int(cached[0]) == len(
+        calendar.sessions_between(dt.date(2006, 1, 1), dt.date(2036, 1, 1))
+    )
+    assert cached_file.stat().st_size > 1000
+
+
+def test_a_damaged_cache_is_rebuilt(tmp_path):
+    _facts_in_a_process(tmp_path, FACTS)
+    (cached_file,) = (tmp_path / "cache").glob("XNYS-*.json")
+    good = _facts_in_a_process(tmp_path, FACTS)
+    for damage in ('{"sessions": [3, 2, 1], "early_closes": {}}', "not json", ""):
+        cached_file.write_text(damage)
+        again = _facts_in_a_process(tmp_path, FACTS)
+        assert again.split()[:-1] == good.split()[:-1] and again.endswith("True")

@@ -22,6 +22,7 @@ DAGSTER_DIRNAME = "dagster"
 LOGS_DIRNAME = "logs"
 DATA_DIRNAME = "data"
 TEMP_DIRNAME = "tmp"
+CACHE_DIRNAME = "cache"
 
 
 def expand_path(text: str | os.PathLike[str]) -> Path:
@@ -42,6 +43,11 @@ def dagster_home(env: Mapping[str, str] | None = None) -> Path:
     """``$DAGSTER_HOME`` when set, else ``$SPX_DATA_HOME/dagster``."""
     value = _env(env).get(DAGSTER_HOME_ENV)
     return expand_path(value) if value else spx_home(env) / DAGSTER_DIRNAME
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Derived facts that are costly to build and safe to delete: ``$SPX_DATA_HOME/cache``."""
+    return spx_home(env) / CACHE_DIRNAME
 
 
 def store_path(env: Mapping[str, str] | None = None) -> Path:
