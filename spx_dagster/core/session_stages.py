@@ -26,7 +26,7 @@ from typing import Any
 from spx_dagster.core.chains import ListedChain, PlannedRequest, SessionPlan, list_chain
 from spx_dagster.core.chains import plan_session as make_plan
 from spx_dagster.core.progress import ProgressReporter
-from spx_dagster.core.session_fetch import FetchSummary, StagedAnswer, fetch_plan
+from spx_dagster.core.session_fetch import FetchSummary, StagedAnswer, fetch_plan, load_staged
 from spx_dagster.core.storage import (
     DEFAULT_DIR_MODE,
     DEFAULT_FILE_MODE,
@@ -45,6 +45,7 @@ from spx_dagster.core.storage import (
     publish_dataset,
     remove_session_temp,
     session_lock,
+    staged_parts,
     staging_dir,
     validated_dir,
     validated_parts,
@@ -288,10 +289,30 @@ def read_fetch_figures(cfg: PipelineSettings, session: dt.date) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         raise StageInputMissing(
-            f"nothing is staged for {session} in {path.parent} (the fetch did not finish, or the "
-            "temp directory was cleaned); materialize spx/raw_option_chains for this session "
-            f"first, e.g. `spx-data process {session}`"
+            f"nothing is staged for {session} in {path.parent} (the fetch did not finish, "
+            "another run of this session published it and removed its temp files, or the temp "
+            "directory was cleaned); materialize spx/raw_option_chains for this session first, "
+            f"e.g. `spx-data process {session}`"
         ) from None
+
+
+def require_staged_answers(cfg: PipelineSettings, session: dt.date, plan: SessionPlan) -> None:
+    """StageInputMissing unless every request of ``plan`` has its answer staged.
+
+    Two runs of one session share its temp directories (that is how a run resumes another's
+    answers); when one publishes, it removes them. Without this check the other run would go on
+    with what was left and could publish a part of the day over the whole one.
+    """
+    staging = staging_dir(cfg.temp_dir, session)
+    missing = [r for r in plan.requests if load_staged(staging, r) is None]
+    if missing:
+        raise StageInputMissing(
+            f"{len(missing)} of the {len(plan.requests)} planned answers of {session} are not "
+            f"staged in {staging} (first: {missing[0].dataset} {missing[0].name}): another run "
+            "of this session published it and removed its temp files, or the temp directory was "
+            f"cleaned. Nothing was published by this run; `spx-data list` shows the session, "
+            f"`spx-data process {session} --force` fetches it again"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +346,7 @@ def validate_session(
             f"the request plan of {session} is missing from {staging_dir(cfg.temp_dir, session)}; "
             f"re-run the fetch, e.g. `spx-data process {session}`"
         )
+    require_staged_answers(cfg, session, plan)
     listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
     accumulator = QualityAccumulator(listed=listed)
     context = ValidationContext(session, interval=cfg.interval)
@@ -422,6 +444,9 @@ def publish_session(
     with session_lock(
         cfg.output_dir, session, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode, **lock_kwargs
     ):
+        # Under the lock: a run of this session that published while this one validated has
+        # removed the inputs; publishing what is left would replace the whole day with a part.
+        _require_validated_inputs(cfg, session, plan, quality_path)
         entries = {}
         for dataset in cfg.datasets:
             if progress:
@@ -461,13 +486,37 @@ def publish_session(
         result = commit_manifest(
             cfg.output_dir, manifest, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode
         )
-    remove_session_temp(cfg.temp_dir, session)
+        remove_session_temp(cfg.temp_dir, session)  # under the lock: see above
     return PublishOutcome(
         manifest=manifest,
         manifest_path=result.manifest_path,
         removed=list(result.removed),
         seconds=time.monotonic() - started,
     )
+
+
+def _require_validated_inputs(
+    cfg: PipelineSettings, session: dt.date, plan: SessionPlan | None, quality_path: Path
+) -> None:
+    """StageInputMissing unless the staged answers, the validation record and one validated
+    part per staged part of every dataset are all still there."""
+    if plan is None or not quality_path.exists():
+        raise StageInputMissing(
+            f"the validated stage of {session} is gone from {quality_path.parent}: another run "
+            "of this session published it meanwhile, or the temp directory was cleaned. Nothing "
+            f"was published by this run; `spx-data process {session} --force` fetches it again"
+        )
+    require_staged_answers(cfg, session, plan)
+    for dataset in cfg.datasets:
+        staged = staged_parts(cfg.temp_dir, session, dataset)
+        validated = validated_parts(cfg.temp_dir, session, dataset)
+        if staged != validated:
+            raise StageInputMissing(
+                f"{dataset} of {session} has {len(validated)} validated parts for "
+                f"{len(staged)} staged ones: the temp directory changed under this run (another "
+                f"run of the session?). Nothing was published; re-run `spx-data process "
+                f"{session}`"
+            )
 
 
 def _attach_quarantine(entries: dict[str, DatasetEntry], quarantine: Mapping[str, Any]) -> None:
