@@ -21,9 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow and not live'
 
-## test-slow: the reliability suite (faults, crashes, disk full, corruption, bad inputs; CI runs it)
+## test-slow: the reliability suite (faults, crashes, disk full, corruption, bad inputs; CI runs it),
+##   printing the counts each test reports (retries per cause, where each SIGKILL landed, ...)
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m 'slow and not live'
+	$(BIN)/python -m pytest -m 'slow and not live' -rA
 
 ## test-fast: everything but the slow, daemon and browser tests
 test-fast: $(STAMP)
