@@ -85,7 +85,7 @@ class Vocabulary:
             size += len(array)
             return base
 
-        self.int_base = add(pc.cast(pa.array(np.arange(-INT_LIMIT, INT_LIMIT + 1)), pa.string()))
+        self.int_base = add(pa.array([str(i) for i in range(-INT_LIMIT, INT_LIMIT + 1)]))
         self.int_zero = self.int_base + INT_LIMIT
         self.neg_zero = add(pa.array(["-0"]))
         sep_base = add(pa.array(list(SEPARATORS)))

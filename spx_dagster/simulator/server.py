@@ -241,7 +241,9 @@ class SimulatorServer:
                 ) from exc
             raise
         self.port = self._httpd.server_address[1]
-        threading.Thread(target=vocabulary, name="simulator-warm-up", daemon=True).start()
+        # Built here, before any request thread exists (~0.3 s), not on a warm-up thread: the
+        # only crash seen in this code base was pyarrow segfaulting in that thread's build.
+        vocabulary()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
