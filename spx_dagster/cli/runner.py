@@ -48,7 +48,7 @@ from spx_dagster.defs.constants import (
     SESSION_JOB,
     TRIGGER_TAG,
 )
-from spx_dagster.defs.dead_runs import WORKER_TAG, reap_dead_runs, worker_tag
+from spx_dagster.defs.dead_runs import WORKER_TAG, worker_tag
 from spx_dagster.defs.partitions import session_from_key, session_key
 
 # Dagster's run-level priority tag: the queued run coordinator launches higher values first.
@@ -180,7 +180,6 @@ class SessionRun:
     _started: float = 0.0
 
     def start(self) -> SessionRun:
-        reap_dead_runs(self.instance)
         self._started = time.monotonic()
         add_listener(self._listen)
         self._thread = threading.Thread(target=self._execute, name=f"run-{self.session}")

@@ -23,6 +23,7 @@ CALENDAR_NAME = "XNYS"
 CALENDAR_START = dt.date(2006, 1, 3)
 CALENDAR_END = dt.date(2035, 12, 31)
 ET = ZoneInfo(EXCHANGE_TIMEZONE)
+REGULAR_CLOSE = dt.time(16, 0)
 
 
 class DateError(ValueError):
@@ -161,10 +162,7 @@ def non_session_weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
 
 def session_close(day: dt.date) -> dt.time:
     """The equity close of ``day`` in ET: 16:00, or 13:00 on early-close days."""
-    return _early_closes().get(day, dt.time(16, 0))
-
-
-REGULAR_CLOSE = dt.time(16, 0)
+    return _early_closes().get(day, REGULAR_CLOSE)
 
 
 def intraday_end(day: dt.date, regular_end: dt.time) -> dt.time:

@@ -76,8 +76,9 @@ class HistoryRequest:
         16:00 default) on a regular session, and on an early-close day the end moved as much
         earlier as the close, asked for explicitly: the checks expect a half day's window, and
         whatever a terminal does past the close by default, it answers an explicit end."""
-        end = intraday_end(self.session_date, configured or INTRADAY_END)
-        return configured if end == (configured or INTRADAY_END) else end
+        regular = configured or INTRADAY_END
+        end = intraday_end(self.session_date, regular)
+        return configured if end == regular else end
 
 
 @dataclass
