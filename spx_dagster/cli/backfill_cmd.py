@@ -427,7 +427,8 @@ def status_command(backfill_id: str, wait: bool, as_json: bool) -> None:
     say(
         f"backfill {backfill_id} ({progress.title or 'untitled'}): {progress.status.lower()}, "
         f"{len(progress.done)} done, {len(progress.failed)} failed, {len(progress.running)} "
-        f"running, {len(progress.queued) + len(progress.not_started)} waiting of "
+        f"running, {len(progress.canceled)} canceled, "
+        f"{len(progress.queued) + len(progress.not_started)} waiting of "
         f"{progress.total}; elapsed {human_duration(progress.elapsed_s)}, "
         f"ETA {human_duration(progress.eta_s)}"
     )

@@ -10,6 +10,7 @@ from spx_dagster.cli.output import emit_json, json_option, note, print_table, sa
 from spx_dagster.cli.read_options import (
     human_time,
     imports_done,
+    load_settings_or_fail,
     parse_range_or_fail,
 )
 
@@ -44,12 +45,20 @@ def errors(from_text: str | None, to_text: str | None, limit: int, as_json: bool
     start, end = parse_range_or_fail(from_text, to_text)
     from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.error_report import error_report
-    from spx_dagster.defs.instance_queries import run_facts
+    from spx_dagster.core.history import SessionState
     from spx_dagster.defs.run_history import failure_messages
+    from spx_dagster.defs.session_state import session_snapshot
 
+    settings = load_settings_or_fail()
     imports_done()
     instance = open_instance()
-    facts = run_facts(instance)
+    snapshot = session_snapshot(instance, settings, start, end)
+    facts = snapshot.runs
+    intact = {
+        day
+        for day, record in snapshot.records.items()
+        if record.state in (SessionState.COMPLETE, SessionState.NO_DATA)
+    }
     untagged = [f.run_id for f in facts if f.failed and not f.error_message]
     if untagged:
         messages = failure_messages(instance, untagged)
@@ -57,7 +66,7 @@ def errors(from_text: str | None, to_text: str | None, limit: int, as_json: bool
             dataclasses.replace(f, error_message=messages[f.run_id]) if f.run_id in messages else f
             for f in facts
         ]
-    report = error_report(facts, start=start, end=end)
+    report = error_report(facts, start=start, end=end, intact=intact)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -45,10 +45,11 @@ def plan_fill(
     instance: Any, settings: Any, start: dt.date | None, end: dt.date | None, *, batch_size: int
 ) -> dict:
     """The plan: batches of gap sessions in priority order, what is left out and why, estimates."""
-    from spx_dagster.cli import runner
     from spx_dagster.cli.backfill_cmd import estimate_document
     from spx_dagster.core.calendar import now_et
+    from spx_dagster.core.failure_categories import FailureCategory
     from spx_dagster.core.history import GapKind, decide_retry, find_gaps
+    from spx_dagster.defs.instance_queries import active_backfill_sessions
     from spx_dagster.defs.session_state import session_snapshot
 
     snapshot = session_snapshot(instance, settings, start, end)
@@ -59,7 +60,7 @@ def plan_fill(
         volatility=snapshot.volatility,
     )
     max_attempts = int(settings.retry.max_attempts)
-    queued = runner.active_backfill_sessions(instance)
+    queued = active_backfill_sessions(instance)
     chosen, left_out = [], []
     for gap in gaps:
         record = snapshot.records[gap.session]
@@ -67,7 +68,8 @@ def plan_fill(
         if gap.session in queued:
             reason = f"already in backfill {queued[gap.session]}, which has not ended"
         elif not gap.retryable:
-            reason = f"the failure ({gap.error_category}) will not fix itself"
+            category = FailureCategory.parse(gap.error_category)
+            reason = f"the failure ({category}) will not fix itself: {category.strategy}"
         elif gap.kind is GapKind.FAILED:
             decision = decide_retry(record, max_attempts=max_attempts, force=False)
             if not decision.allowed:

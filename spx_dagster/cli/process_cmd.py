@@ -199,14 +199,14 @@ def describe_success(outcome: Any, settings: Any) -> list[str]:
 
 def describe_failure(outcome: Any) -> str:
     """What failed, its category, and what to try."""
-    from spx_dagster.core.history import retry_strategy
+    from spx_dagster.core.failure_categories import FailureCategory
 
     where = f" in {outcome.failed_step}" if outcome.failed_step else ""
-    category = outcome.error_category or "unknown"
+    category = FailureCategory.parse(outcome.error_category)
     message = outcome.error_message or "no message recorded"
     return (
         f"{outcome.session} failed{where} ({category}): {message}\n"
-        f"  what to try: {retry_strategy(category)}; then `spx-data retry {outcome.session}`\n"
+        f"  what to try: {category.next_step(outcome.session)}\n"
         f"  details: run {outcome.run_id} in the web UI (spx-data serve), or "
         f"`spx-data errors --from {outcome.session} --to {outcome.session}`"
     )

@@ -22,7 +22,8 @@ from spx_dagster.cli.read_options import load_settings_or_fail
 HELP = """Re-run failed sessions with a strategy chosen from the original failure.
 
 \b
-Name sessions (DATE ...) or take every failed and corrupt session (--all-failed). For each one
+Name sessions (DATE ...) or take every failed, canceled and corrupt session (--all-failed; not
+both). For each one
 the attempt history is read from the Dagster instance and the strategy is chosen from the last
 failure's category: throttled (rate_limited) runs again with thetadata.concurrency 1, an
 interrupted or crashed run resumes from its staged answers, a corrupt session is fetched and
@@ -74,11 +75,10 @@ def attempt_history(runs: list, session: dt.date) -> list[dict]:
     return out
 
 
-def plan_retries(
-    instance: Any, settings: Any, dates: list[dt.date], *, all_failed: bool, force: bool
-) -> list[dict]:
-    """One entry per session: its state, attempts, history, strategy and the decision."""
-    from spx_dagster.core.history import SessionState, decide_retry
+def plan_retries(instance: Any, settings: Any, dates: list[dt.date], *, force: bool) -> list[dict]:
+    """One entry per session: its state, attempts, history, strategy and the decision; no
+    ``dates`` means every failed, canceled or corrupt session."""
+    from spx_dagster.core.history import SessionState, decide_retry, record_category
     from spx_dagster.defs.session_state import session_snapshot
 
     if dates:
@@ -86,17 +86,14 @@ def plan_retries(
         chosen = dates
     else:
         snapshot = session_snapshot(instance, settings)
-        failing = {SessionState.FAILED, SessionState.CORRUPT}
+        failing = {SessionState.FAILED, SessionState.CORRUPT, SessionState.CANCELED}
         chosen = sorted(d for d, r in snapshot.records.items() if r.state in failing)
-    if all_failed and dates:
-        failing = {SessionState.FAILED, SessionState.CORRUPT}
-        chosen = [d for d in chosen if snapshot.records[d].state in failing]
     max_attempts = int(settings.retry.max_attempts)
     plan = []
     for day in chosen:
         record = snapshot.records[day]
         decision = decide_retry(record, max_attempts=max_attempts, force=force)
-        category = "corrupt" if record.state is SessionState.CORRUPT else record.last_error_category
+        category = record_category(record)
         plan.append(
             {
                 "session": day.isoformat(),
@@ -109,7 +106,7 @@ def plan_retries(
                 "strategy": decision.strategy,
                 "allowed": decision.allowed,
                 "reason": decision.reason,
-                "overrides": STRATEGY_OVERRIDES.get(category or "", {}),
+                "overrides": STRATEGY_OVERRIDES.get(category.value if category else "", {}),
                 "history": attempt_history(snapshot.runs, day),
             }
         )
@@ -176,10 +173,17 @@ def retry(
             "`spx-data gaps` lists the failed ones",
             exit_codes.USAGE,
         )
+    if dates and all_failed:
+        fail(
+            f"--all-failed takes every failed session, so it cannot be combined with DATE "
+            f"({', '.join(dates)}): use `spx-data retry {' '.join(dates)}` or "
+            "`spx-data retry --all-failed`",
+            exit_codes.USAGE,
+        )
     settings = load_settings_or_fail()
     days = _dates_or_fail(dates, settings)
     instance = open_instance(settings)
-    plan = plan_retries(instance, settings, days, all_failed=all_failed, force=force)
+    plan = plan_retries(instance, settings, days, force=force)
     allowed = [p for p in plan if p["allowed"]]
     refused = [p for p in plan if not p["allowed"]]
     document: dict[str, Any] = {"dry_run": dry_run, "forced": force, "sessions": plan}

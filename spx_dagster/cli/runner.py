@@ -49,6 +49,7 @@ from spx_dagster.defs.constants import (
     TRIGGER_TAG,
 )
 from spx_dagster.defs.dead_runs import WORKER_TAG, worker_tag
+from spx_dagster.defs.instance_queries import backfill_sessions
 from spx_dagster.defs.partitions import session_from_key, session_key
 
 # Dagster's run-level priority tag: the queued run coordinator launches higher values first.
@@ -458,20 +459,6 @@ def get_backfill(instance: dg.DagsterInstance, backfill_id: str) -> PartitionBac
     return instance.get_backfill(backfill_id)
 
 
-def backfill_sessions(backfill: PartitionBackfill) -> list[dt.date]:
-    """The sessions a backfill targets (its partition keys of ``spx/options_parquet``)."""
-    if not backfill.is_asset_backfill:
-        return sorted(session_from_key(k) for k in backfill.partition_names or ())
-    data = backfill.asset_backfill_data or backfill.get_asset_backfill_data(
-        load_definitions().resolve_asset_graph()
-    )
-    subset = data.target_subset
-    keys = {
-        apk.partition_key for apk in subset.iterate_asset_partitions() if apk.asset_key == PARQUET
-    }
-    return sorted(session_from_key(k) for k in keys if k)
-
-
 @dataclass
 class BackfillProgress:
     """Where a backfill is, from its runs: per session, the status of the latest run."""
@@ -485,6 +472,8 @@ class BackfillProgress:
     queued: list[dt.date]
     not_started: list[dt.date]
     started_at: float
+    ended_at: float | None = None  # when the backfill reached a final status
+    canceled: list[dt.date] = field(default_factory=list)  # paused or canceled: not failed
     failures: dict[str, dict] = field(default_factory=dict)  # session -> category/message/run
     run_ids: dict[str, str] = field(default_factory=dict)  # session -> latest run id
     title: str | None = None
@@ -496,7 +485,9 @@ class BackfillProgress:
 
     @property
     def elapsed_s(self) -> float:
-        return max(time.time() - self.started_at, 0.0)
+        """Seconds since the backfill started, stopped at its end once it has ended."""
+        end = self.ended_at if self.finished and self.ended_at else time.time()
+        return max(end - self.started_at, 0.0)
 
     @property
     def eta_s(self) -> float | None:
@@ -518,6 +509,7 @@ class BackfillProgress:
             "running": len(self.running),
             "queued": len(self.queued),
             "not_started": len(self.not_started),
+            "canceled": len(self.canceled),
             "elapsed_s": round(self.elapsed_s, 1),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "sessions": {
@@ -526,6 +518,7 @@ class BackfillProgress:
                 "running": [d.isoformat() for d in self.running],
                 "queued": [d.isoformat() for d in self.queued],
                 "not_started": [d.isoformat() for d in self.not_started],
+                "canceled": [d.isoformat() for d in self.canceled],
             },
             "failures": self.failures,
             "run_ids": self.run_ids,
@@ -559,6 +552,8 @@ def backfill_progress(instance: dg.DagsterInstance, backfill_id: str) -> Backfil
         queued=[],
         not_started=[],
         started_at=backfill.backfill_timestamp,
+        ended_at=backfill.backfill_end_timestamp
+        or max((r.end_time for r in records if r.end_time), default=None),
         title=backfill.title,
         tags=dict(backfill.tags),
     )
@@ -571,13 +566,14 @@ def backfill_progress(instance: dg.DagsterInstance, backfill_id: str) -> Backfil
         status = run.status.value
         if status == "SUCCESS":
             progress.done.append(day)
-        elif status in {"FAILURE", "CANCELED"}:
+        elif status == "CANCELED":
+            progress.canceled.append(day)
+        elif status == "FAILURE":
             progress.failed.append(day)
             progress.failures[day.isoformat()] = {
                 "run_id": run.run_id,
                 "status": status,
-                "error_category": run.tags.get(ERROR_CATEGORY_TAG)
-                or ("canceled" if status == "CANCELED" else "unknown"),
+                "error_category": run.tags.get(ERROR_CATEGORY_TAG) or "unknown",
                 "error_message": run.tags.get(ERROR_MESSAGE_TAG),
             }
         elif status in _RUNNING:
@@ -585,16 +581,6 @@ def backfill_progress(instance: dg.DagsterInstance, backfill_id: str) -> Backfil
         else:
             progress.queued.append(day)
     return progress
-
-
-def active_backfill_sessions(instance: dg.DagsterInstance) -> dict[dt.date, str]:
-    """Sessions targeted by backfills that have not ended, with the backfill's id."""
-    out: dict[dt.date, str] = {}
-    for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING):
-        for backfill in instance.get_backfills(status=status):
-            for day in backfill_sessions(backfill):
-                out.setdefault(day, backfill.backfill_id)
-    return out
 
 
 def list_backfills(instance: dg.DagsterInstance, *, limit: int = 20) -> list[PartitionBackfill]:

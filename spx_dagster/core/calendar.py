@@ -30,6 +30,11 @@ class DateError(ValueError):
     """A date the user gave that cannot be used; the message says why and what to use instead."""
 
 
+class SessionNotClosed(DateError):
+    """A session whose end-of-day report has not been generated yet: nothing may be published
+    for it, whichever path (CLI, Dagster CLI, UI, backfill, sensor, schedule) asks."""
+
+
 @functools.lru_cache(maxsize=1)
 def _calendar():
     import exchange_calendars  # deferred: ~0.6 s to import, ~0.3 s to build
@@ -240,6 +245,18 @@ def describe_non_session(day: dt.date) -> str:
     return f"{why}, not a trading session; nearest sessions: {near}"
 
 
+def require_closed(day: dt.date, *, now: dt.datetime | None = None) -> dt.date:
+    """Raise SessionNotClosed unless ``day``'s end-of-day report exists by ``now``; return the
+    latest closed session."""
+    last = latest_closed_session(now)
+    if day > last:
+        raise SessionNotClosed(
+            f"{day} has not closed yet (its end-of-day report comes at 17:15 ET); "
+            f"the latest closed session is {last}"
+        )
+    return last
+
+
 def require_session(
     day: dt.date,
     *,
@@ -249,12 +266,7 @@ def require_session(
     """Return ``day`` if it is a closed session not before ``earliest``; else raise DateError."""
     if not is_session(day):
         raise DateError(describe_non_session(day))
-    last = latest_closed_session(now)
-    if day > last:
-        raise DateError(
-            f"{day} has not closed yet (its end-of-day report comes at 17:15 ET); "
-            f"the latest closed session is {last}"
-        )
+    last = require_closed(day, now=now)
     if earliest is not None and day < earliest:
         first = sessions_between(earliest, last)[:1]
         hint = f"; the first one available is {first[0]}" if first else ""

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from spx_dagster.core.calendar import ET
-from spx_dagster.core.history import TRANSIENT_CATEGORIES, RunFact, retry_strategy
+from spx_dagster.core.failure_categories import FailureCategory
+from spx_dagster.core.history import RunFact
 
-UNKNOWN = "unknown"
 NO_MESSAGE = "no error message was recorded on the run (open the run in the Dagster UI)"
 # A pattern worth a sentence: at least this many failures and this share of all of them.
 NOTABLE_MIN_COUNT = 3
@@ -154,8 +154,16 @@ def _in_range(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
     return (start is None or day >= start) and (end is None or day <= end)
 
 
-def error_entries(runs: Iterable[RunFact]) -> tuple[list[ErrorEntry], int]:
-    """Every failed run as an entry (newest first), and the number of finished runs."""
+def error_entries(
+    runs: Iterable[RunFact], *, intact: Iterable[dt.date] = ()
+) -> tuple[list[ErrorEntry], int]:
+    """Every failed run as an entry (newest first), and the number of attempts.
+
+    Runs that were not attempts (paused, canceled, refused before the session closed) are
+    neither failures nor counted in the rate. A failure of a session that is published and
+    intact (``intact``: a failed forced re-run, say) is resolved: the session is not failing.
+    """
+    intact_set = set(intact)
     by_session: dict[dt.date, list[RunFact]] = defaultdict(list)
     for run in runs:
         by_session[run.session].append(run)
@@ -163,12 +171,12 @@ def error_entries(runs: Iterable[RunFact]) -> tuple[list[ErrorEntry], int]:
     finished = 0
     for day, day_runs in by_session.items():
         ordered = sorted(day_runs, key=lambda r: r.start_time or r.end_time or 0.0)
-        done = [r for r in ordered if not r.in_progress]
+        done = [r for r in ordered if r.attempt]
         finished += len(done)
         for index, run in enumerate(done):
             if not run.failed:
                 continue
-            category = run.error_category or UNKNOWN
+            category = FailureCategory.parse(run.error_category)
             entries.append(
                 ErrorEntry(
                     session=day,
@@ -178,8 +186,9 @@ def error_entries(runs: Iterable[RunFact]) -> tuple[list[ErrorEntry], int]:
                     message=run.error_message or NO_MESSAGE,
                     attempt=index + 1,
                     attempts=len(done),
-                    transient=category in TRANSIENT_CATEGORIES,
-                    resolved=any(r.status == "SUCCESS" for r in done[index + 1 :]),
+                    transient=category.transient,
+                    resolved=day in intact_set
+                    or any(r.status == "SUCCESS" for r in done[index + 1 :]),
                 )
             )
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -201,8 +210,8 @@ def _categories(entries: list[ErrorEntry]) -> list[CategoryPattern]:
                 count=len(items),
                 sessions=len(sessions),
                 unresolved_sessions=len(unresolved),
-                transient=category in TRANSIENT_CATEGORIES,
-                advice=retry_strategy(category),
+                transient=FailureCategory.parse(category).transient,
+                advice=FailureCategory.parse(category).strategy,
                 last_seen=max((e.when for e in items if e.when), default=None),
                 example=items[0].message,  # entries are newest first
             )
@@ -333,10 +342,12 @@ def error_report(
     *,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    intact: Iterable[dt.date] = (),
 ) -> ErrorReport:
-    """The failures among ``runs`` of sessions in [start, end], grouped into patterns."""
+    """The failures among ``runs`` of sessions in [start, end], grouped into patterns;
+    ``intact`` sessions (published, checksums not known bad) are not "still failing"."""
     selected = [r for r in runs if _in_range(r.session, start, end)]
-    entries, finished = error_entries(selected)
+    entries, finished = error_entries(selected, intact=intact)
     unresolved = sorted({e.session for e in entries if not e.resolved})
     report = ErrorReport(
         start=start,
@@ -353,6 +364,6 @@ def error_report(
     report.by_weekday = failed["by_weekday"]
     report.by_hour = failed["by_hour"]
     report.by_session_weekday = failed["by_session_weekday"]
-    every_run = _when_buckets((r.session, _when(r)) for r in selected if not r.in_progress)
+    every_run = _when_buckets((r.session, _when(r)) for r in selected if r.attempt)
     report.observations = _observations(report, entries, every_run)
     return report

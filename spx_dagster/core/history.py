@@ -16,10 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from spx_dagster.core.failure_categories import NOT_ATTEMPTS, FailureCategory
+
 
 class SessionState(StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"
+    CANCELED = "canceled"  # the last run was paused or canceled: not a failure
     NO_DATA = "no_data"
     CORRUPT = "corrupt"
     IN_PROGRESS = "in_progress"
@@ -32,32 +35,6 @@ class GapKind(StrEnum):
     NO_DATA = "no_data"  # the vendor answered "no data"; re-checked only on request
     CORRUPT = "corrupt"
     LOW_QUALITY = "low_quality"
-
-
-# Failure categories whose cause is transient (the same request is expected to work later);
-# the rest (permission, invalid_params, schema, ...) need a change before a retry can help.
-TRANSIENT_CATEGORIES = frozenset(
-    {
-        "rate_limited",
-        "disconnected",
-        "server_starting",
-        "server_error",  # a 5xx from an HTTP stack in between: the client retries it too
-        "general",
-        "truncated",
-        "connection",
-        "unreachable",
-        "crash",
-        "interrupted",
-        "timeout",
-        "large_request",
-        "terminal_bug",
-        "disk_full",
-        "locked",
-        "missing_input",
-        "io",
-        "unknown",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -78,8 +55,28 @@ class RunFact:
         return self.status in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 
     @property
+    def refused(self) -> bool:
+        """Ended without being an attempt: canceled (a pause, a stop) or refused before it did
+        anything (the session had not closed)."""
+        if self.in_progress or self.status == "SUCCESS":
+            return False
+        return self.status == "CANCELED" or (self.error_category or "") in NOT_ATTEMPTS
+
+    @property
+    def attempt(self) -> bool:
+        """A finished run that used up an attempt (success or failure)."""
+        return not self.in_progress and not self.refused
+
+    @property
     def failed(self) -> bool:
-        return self.status in {"FAILURE", "CANCELED"}
+        """A finished run that failed: an attempt, not a pause, a cancel or a refusal."""
+        return self.status in {"FAILURE", "CANCELED"} and not self.refused
+
+    @property
+    def canceled(self) -> bool:
+        return self.refused and FailureCategory.parse(self.error_category) is not (
+            FailureCategory.NOT_CLOSED
+        )
 
     @property
     def duration_s(self) -> float | None:
@@ -129,18 +126,35 @@ def _started(run: RunFact) -> float:
     return run.start_time if run.start_time is not None else math.inf
 
 
+def _last_counted(day_runs: list[RunFact]) -> RunFact | None:
+    """The newest finished run that says something about the session's data: a refusal because
+    the session had not closed says nothing (the session is simply not processed yet)."""
+    for run in reversed(day_runs):
+        if run.in_progress:
+            continue
+        if FailureCategory.parse(run.error_category) is FailureCategory.NOT_CLOSED and (
+            run.status != "SUCCESS"
+        ):
+            continue
+        return run
+    return None
+
+
 def session_records(
     expected: Iterable[dt.date],
     published: Mapping[dt.date, PublishedFact],
     runs: Iterable[RunFact],
     *,
     corrupt: Iterable[dt.date] = (),
+    pending: Iterable[dt.date] = (),
 ) -> dict[dt.date, SessionRecord]:
     """Combine expected sessions, manifests, runs and corrupt sessions into one record each.
 
     A manifest makes a session complete (or no_data) whatever its runs say, unless it is known
-    corrupt; a run in progress wins over everything else because it is about to change the state.
+    corrupt; a run in progress, or a place in a running backfill (``pending``), wins over
+    everything else because it is about to change the state.
     """
+    pending_set = set(pending)
     by_session: dict[dt.date, list[RunFact]] = defaultdict(list)
     for run in runs:
         by_session[run.session].append(run)
@@ -149,7 +163,7 @@ def session_records(
     for day in expected:
         day_runs = sorted(by_session.get(day, ()), key=_started)
         record = SessionRecord(session=day, state=SessionState.MISSING)
-        record.attempts = sum(1 for r in day_runs if not r.in_progress)
+        record.attempts = sum(1 for r in day_runs if r.attempt)
         failures = 0
         for r in day_runs:
             if r.status == "SUCCESS":
@@ -175,11 +189,13 @@ def session_records(
             )
             if day in corrupt_set:
                 record.state = SessionState.CORRUPT
-        elif day_runs and day_runs[-1].failed:
+        elif (last_counted := _last_counted(day_runs)) is not None and last_counted.failed:
             record.state = SessionState.FAILED
+        elif last_counted is not None and last_counted.canceled:
+            record.state = SessionState.CANCELED
         elif day in corrupt_set:
             record.state = SessionState.CORRUPT
-        if day_runs and day_runs[-1].in_progress:
+        if (day_runs and day_runs[-1].in_progress) or day in pending_set:
             record.state = SessionState.IN_PROGRESS
         out[day] = record
     return out
@@ -236,7 +252,7 @@ def gap_priority(
     recency = 30.0 / (1.0 + age_days / 30.0)  # 30 for today, ~15 a month ago, ~2 after a year
     score = _KIND_WEIGHT[kind] + recency
     if kind is GapKind.FAILED:
-        score += 10.0 if (error_category or "unknown") in TRANSIENT_CATEGORIES else -15.0
+        score += 10.0 if FailureCategory.parse(error_category).transient else -15.0
     if volatility is not None:
         score += min(volatility * 500.0, 15.0)  # a 3% range adds the full 15
     return round(score, 3)
@@ -275,7 +291,7 @@ def find_gaps(
         if kind is None:
             continue
         category = rec.last_error_category if kind is GapKind.FAILED else None
-        retryable = kind is not GapKind.FAILED or (category or "unknown") in TRANSIENT_CATEGORIES
+        retryable = kind is not GapKind.FAILED or FailureCategory.parse(category).transient
         gaps.append(
             Gap(
                 session=day,
@@ -329,43 +345,35 @@ class RetryDecision:
     reason: str
 
 
-_STRATEGIES = {
-    "rate_limited": "retry with concurrency lowered to 1 (the terminal throttled us)",
-    "disconnected": "wait for the terminal to reconnect, then retry",
-    "server_starting": "wait for the terminal to finish starting, then retry",
-    "truncated": "retry; staged complete answers are reused",
-    "connection": "retry; staged complete answers are reused",
-    "unreachable": "retry once the terminal answers (spx-data status checks it)",
-    "crash": "retry from the staged answers of the crashed run",
-    "interrupted": "resume from the staged answers",
-    "large_request": "retry with requests split per expiration",
-    "disk_full": "retry after freeing disk space (storage.min_free_gb)",
-    "locked": "retry after the other run of this session finishes",
-    "corrupt": "re-publish the session from a fresh fetch",
-    "schema": "retry after updating spx-data: the terminal's columns changed",
-    "permission": "needs a subscription that includes this dataset",
-    "invalid_params": "needs a ThetaTerminal update or a fix to the request",
-    "wrong_ip": "needs thetadata.base_url to use the host the terminal expects",
-    "session_conflict": "needs the other ThetaTerminal instance stopped",
-    "wrong_api_version": "needs thetadata.api_version to match the terminal",
-    "missing_input": "re-run the whole session (the staged answers are gone)",
-    "permission_denied_fs": "needs write access to storage.output_dir and storage.temp_dir",
-}
-
-
 def retry_strategy(category: str | None) -> str:
-    return _STRATEGIES.get(category or "unknown", "retry from the staged answers")
+    return FailureCategory.parse(category).strategy
+
+
+def record_category(record: SessionRecord) -> FailureCategory | None:
+    """What a retry of ``record``'s session has to mend: corrupt files, a cancel, or the last
+    failure; None for a session that never ran."""
+    if record.state is SessionState.CORRUPT:
+        return FailureCategory.CORRUPT
+    if record.state is SessionState.CANCELED:
+        return FailureCategory.CANCELED
+    if record.last_error_category is None:
+        return None
+    return FailureCategory.parse(record.last_error_category)
 
 
 def decide_retry(record: SessionRecord, *, max_attempts: int, force: bool) -> RetryDecision:
-    """Whether ``record``'s session may be retried now, and how."""
+    """Whether ``record``'s session may be retried now, and how.
+
+    The refusal for a permanent failure and the advice printed after it come from the same
+    ``FailureCategory``, so what a message tells the user to run is what ``retry`` accepts.
+    """
     day = record.session
     if record.state is SessionState.IN_PROGRESS:
         return RetryDecision(day, False, "", "a run of this session is in progress")
     if record.state is SessionState.COMPLETE and not force:
         return RetryDecision(day, False, "", "already complete (use --force to re-run)")
-    category = "corrupt" if record.state is SessionState.CORRUPT else record.last_error_category
-    strategy = retry_strategy(category)
+    category = record_category(record)
+    strategy = category.strategy if category is not None else retry_strategy(None)
     if force:
         return RetryDecision(day, True, strategy, "forced")
     if record.failures_since_success >= max_attempts:
@@ -376,8 +384,11 @@ def decide_retry(record: SessionRecord, *, max_attempts: int, force: bool) -> Re
             f"{record.failures_since_success} failed attempts reached retry.max_attempts "
             f"({max_attempts}); use --force to retry anyway",
         )
-    if category is not None and category not in TRANSIENT_CATEGORIES and category != "corrupt":
+    if category is not None and category.retry_needs_force:
         return RetryDecision(
-            day, False, strategy, f"the failure ({category}) will not fix itself: {strategy}"
+            day,
+            False,
+            strategy,
+            f"the failure ({category}) will not fix itself: {strategy}; then --force",
         )
     return RetryDecision(day, True, strategy, "eligible")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from spx_dagster.core import failures
+from spx_dagster.core import calendar, failures
 from spx_dagster.core.config.home import spx_home
 from spx_dagster.core.progress import ProgressReporter
 from spx_dagster.core.session_stages import (
@@ -57,6 +57,12 @@ TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 PROGRESS_DIRNAME = "progress"
+NEWEST_KEY_NOTE = (
+    "The newest partition key is the session trading today (the daily schedule needs its key "
+    "to exist): it cannot be processed before its end-of-day report at 17:15 ET, and until then "
+    "every launch of it fails at once with category not_closed, using no attempt and staging "
+    "nothing. `spx-data list` counts only closed sessions."
+)
 
 
 def progress_dir() -> str:
@@ -88,7 +94,7 @@ def recorded_failure(context: dg.AssetExecutionContext, stage: str) -> Iterator[
     except dg.Failure:
         raise
     except BaseException as error:
-        category = failures.failure_category(error)
+        category = failures.failure_category(error).value
         message = failures.short_message(error)
         with contextlib.suppress(Exception):
             context.instance.add_run_tags(
@@ -117,7 +123,8 @@ def _per_minute(amount: float, seconds: float) -> float:
     kinds={"python", "parquet"},
     description=(
         "Every response of the session fetched from ThetaTerminal (roots × expirations × "
-        "datasets), staged on disk as it arrives; an interrupted run resumes from it."
+        "datasets), staged on disk as it arrives; an interrupted run resumes from it.\n\n"
+        + NEWEST_KEY_NOTE
     ),
 )
 def raw_option_chains(
@@ -127,6 +134,9 @@ def raw_option_chains(
 ) -> dg.MaterializeResult:
     session = session_from_key(context.partition_key)
     with recorded_failure(context, "fetch"):
+        # Every path (dagster CLI, UI, backfill, sensor, schedule) reaches this step: nothing is
+        # fetched or staged for a session before its end-of-day report.
+        calendar.require_closed(session)
         settings = spx_settings.load()
         cfg = spx_settings.pipeline(settings)
         need = check_space_for(cfg)

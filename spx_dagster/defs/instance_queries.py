@@ -12,14 +12,18 @@ import datetime as dt
 from collections.abc import Iterable
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from spx_dagster.core.failure_categories import FailureCategory
 from spx_dagster.core.history import RunFact
 from spx_dagster.defs.constants import (
+    BACKFILL_TAG,
     CHECKSUM_CHECK,
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
     FORCED_TAG,
+    PARQUET,
     PARTITION_TAG,
     SESSION_JOB,
 )
@@ -70,6 +74,10 @@ def run_facts(
             if day is None:
                 continue
             failed = run.status in _FAILED
+            category = run.tags.get(ERROR_CATEGORY_TAG) if failed else None
+            if run.status == dg.DagsterRunStatus.CANCELED:
+                # A pause or a cancel is not a failure, whatever a step recorded on the way out.
+                category = FailureCategory.CANCELED.value
             facts.append(
                 RunFact(
                     session=day,
@@ -77,7 +85,7 @@ def run_facts(
                     status=run.status.value,
                     start_time=record.start_time,
                     end_time=record.end_time,
-                    error_category=run.tags.get(ERROR_CATEGORY_TAG) if failed else None,
+                    error_category=category,
                     error_message=run.tags.get(ERROR_MESSAGE_TAG) if failed else None,
                     forced=run.tags.get(FORCED_TAG) == "true",
                 )
@@ -99,3 +107,48 @@ def corrupt_sessions(instance: dg.DagsterInstance) -> set[dt.date]:
 
 def session_job_names() -> Iterable[str]:
     return (SESSION_JOB,)
+
+
+def backfill_sessions(backfill: PartitionBackfill) -> list[dt.date]:
+    """The sessions a backfill targets (its partition keys of ``spx/options_parquet``)."""
+    if not backfill.is_asset_backfill:
+        return sorted(session_from_key(k) for k in backfill.partition_names or ())
+    data = backfill.asset_backfill_data
+    if data is None:
+        from spx_dagster.definitions import defs  # deferred: loads the code location
+
+        data = backfill.get_asset_backfill_data(defs.resolve_asset_graph())
+    keys = {
+        apk.partition_key
+        for apk in data.target_subset.iterate_asset_partitions()
+        if apk.asset_key == PARQUET
+    }
+    return sorted(session_from_key(k) for k in keys if k)
+
+
+def active_backfill_sessions(instance: dg.DagsterInstance) -> dict[dt.date, str]:
+    """Sessions targeted by backfills that have not ended, with the backfill's id."""
+    out: dict[dt.date, str] = {}
+    for status in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING):
+        for backfill in instance.get_backfills(status=status):
+            for day in backfill_sessions(backfill):
+                out.setdefault(day, backfill.backfill_id)
+    return out
+
+
+def pending_backfill_sessions(instance: dg.DagsterInstance) -> dict[dt.date, str]:
+    """Sessions a running backfill will still run (no run of theirs in it has ended yet), with
+    the backfill's id: to a reader they are in progress, not failed or missing."""
+    out: dict[dt.date, str] = {}
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+        ended = {
+            _parse_key(record.dagster_run.tags.get(PARTITION_TAG))
+            for record in instance.get_run_records(
+                dg.RunsFilter(tags={BACKFILL_TAG: backfill.backfill_id})
+            )
+            if record.dagster_run.is_finished
+        }
+        for day in backfill_sessions(backfill):
+            if day not in ended:
+                out.setdefault(day, backfill.backfill_id)
+    return out

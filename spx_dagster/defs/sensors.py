@@ -34,6 +34,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 from spx_dagster.core import calendar
+from spx_dagster.core.failure_categories import FailureCategory
 from spx_dagster.core.failures import MESSAGE_TAG_CHARS
 from spx_dagster.core.history import (
     GapKind,
@@ -318,8 +319,11 @@ def categorize_run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> 
 
     A step error outside the assets' own handling (a blocking check, a resource) is ``corrupt``
     when the checksum check failed, else ``unknown``; a run without a failed step died outside
-    a step (killed worker, lost process): ``crash``, or ``interrupted`` when it was canceled.
+    a step (killed worker, lost process): ``crash``. A canceled run (a pause, a stop) is
+    ``canceled``: not a failure.
     """
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return FailureCategory.CANCELED.value, "the run was paused or canceled before it finished"
     records = instance.all_logs(run.run_id, of_type=_CATEGORY_EVENTS)
     step_failures = [r for r in records if r.dagster_event_type == DagsterEventType.STEP_FAILURE]
     if step_failures:
@@ -328,10 +332,9 @@ def categorize_run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> 
         while error is not None and error.cause is not None:
             error = error.cause  # Dagster wraps the step's own exception; its cause says why
         text = f"{error.cls_name}: {error.message}" if error is not None else event.message or ""
-        category = "corrupt" if CHECKSUM_CHECK.name in text else "unknown"
-        return category, _clip(f"{event.step_key}: {text}")
-    if run.status == dg.DagsterRunStatus.CANCELED:
-        return "interrupted", "the run was canceled before it finished"
+        corrupt = CHECKSUM_CHECK.name in text
+        category = FailureCategory.CORRUPT if corrupt else FailureCategory.UNKNOWN
+        return category.value, _clip(f"{event.step_key}: {text}")
     engine = _messages(records, DagsterEventType.ENGINE_EVENT)
     failure = _messages(records, DagsterEventType.RUN_FAILURE)
     text = (engine[-1:] or failure[-1:] or ["the run failed outside any step"])[0]
@@ -369,7 +372,7 @@ def failure_category_sensor(context: dg.RunFailureSensorContext):
     monitor_all_code_locations=True,
     minimum_interval_seconds=FAILURE_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Tags canceled runs as interrupted (or with their failed step's category).",
+    description="Tags canceled runs as canceled (a pause or a stop is not a failure).",
 )
 def canceled_category_sensor(context: dg.RunStatusSensorContext):
     category = record_failure_category(context.instance, context.dagster_run)

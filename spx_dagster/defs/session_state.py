@@ -8,6 +8,8 @@ It combines, with set arithmetic and no per-partition query:
 - every run of a session (``instance_queries.run_facts``: one query for partitions and statuses,
   one for the tags of failed runs),
 - sessions whose latest ``checksums_match`` result failed (in a run, or from ``spx-data verify``),
+  and sessions a listed file of which is gone or has another size than its manifest says (stat),
+- sessions a running backfill has still to run (in progress, not failed),
 
 into one ``core.history.SessionRecord`` per session. ``get_status_by_partition`` is never called:
 it costs seconds per call with thousands of keys.
@@ -36,7 +38,11 @@ from spx_dagster.core.history import (
 )
 from spx_dagster.core.storage import ManifestSummary, published_sessions
 from spx_dagster.defs.constants import CHECKSUM_CHECK, PARQUET
-from spx_dagster.defs.instance_queries import corrupt_sessions, run_facts
+from spx_dagster.defs.instance_queries import (
+    corrupt_sessions,
+    pending_backfill_sessions,
+    run_facts,
+)
 from spx_dagster.defs.partitions import session_key
 
 CORRUPT_MANIFEST = "corrupt"  # ManifestSummary.status of a manifest that cannot be read
@@ -117,9 +123,14 @@ def session_snapshot(
     runs = [r for r in run_facts(instance) if first <= r.session <= last]
     corrupt = {d for d in corrupt_sessions(instance) if first <= d <= last}
     corrupt |= {d for d, s in published.items() if s.status == CORRUPT_MANIFEST}
+    output_dir = Path(settings.storage.output_dir)
+    corrupt |= {d for d, s in published.items() if s.size_problems(output_dir)}
+    pending = {d for d in pending_backfill_sessions(instance) if first <= d <= last}
     days = sorted(set(expected) | set(published) | {r.session for r in runs} | corrupt)
     snapshot = SessionSnapshot(first, last, expected, published, runs, corrupt)
-    snapshot.records = session_records(days, published_facts(published), runs, corrupt=corrupt)
+    snapshot.records = session_records(
+        days, published_facts(published), runs, corrupt=corrupt, pending=pending
+    )
     return snapshot
 
 

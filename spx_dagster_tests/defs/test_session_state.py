@@ -21,7 +21,6 @@ from spx_dagster.core.config import load_settings
 from spx_dagster.core.history import SessionState
 from spx_dagster.core.storage import Problem, ProblemKind, VerifyReport
 from spx_dagster.core.storage.layout import manifest_path
-from spx_dagster.core.storage.manifest import write_manifest
 from spx_dagster.defs.constants import PARTITION_TAG, SESSION_JOB
 from spx_dagster.defs.session_state import record_verification, session_snapshot, session_state
 from spx_dagster_tests.cli.reading_history import (
@@ -31,7 +30,12 @@ from spx_dagster_tests.cli.reading_history import (
     START,
     history,  # noqa: F401  (fixture)
 )
-from spx_dagster_tests.defs.synthetic_history import FIRST, build_history, synthetic_manifest
+from spx_dagster_tests.defs.synthetic_history import (
+    FIRST,
+    build_history,
+    publish_synthetic,
+    synthetic_manifest,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 WEEK = (dt.date(2024, 11, 1), dt.date(2024, 11, 12))
@@ -70,7 +74,7 @@ def test_unreadable_manifest_corrupt_check_and_runs_in_progress(tmp_home) -> Non
     output = Path(settings.storage.output_dir)
     mon, tue, wed, thu = (dt.date(2024, 3, d) for d in (11, 12, 13, 14))
     for i, day in enumerate((mon, tue, wed)):
-        write_manifest(output, synthetic_manifest(day, i))
+        publish_synthetic(output, synthetic_manifest(day, i))
     manifest_path(output, tue).write_text("{ not json")
     report = VerifyReport(session=wed, status="corrupt")
     report.problems.append(Problem(ProblemKind.CHECKSUM_MISMATCH, "greeks/x.parquet", "differs"))

@@ -277,6 +277,25 @@ class ManifestSummary:
     underlying_range: float | None = None
     error: str | None = None  # set when the manifest could not be read (the session is corrupt)
     quarantined_rows: int = 0
+    file_sizes: tuple[tuple[str, int], ...] = ()  # (path relative to output_dir, bytes)
+
+    def size_problems(self, output_dir: Path) -> list[str]:
+        """Listed files that are gone or whose size differs from the manifest: one ``stat`` per
+        file, so listings show a deleted or truncated file as corrupt before ``verify`` runs
+        (checksums stay ``verify``'s job)."""
+        problems = []
+        for relative, size in self.file_sizes:
+            try:
+                actual = os.stat(output_dir / relative).st_size
+            except FileNotFoundError:
+                problems.append(f"{relative} is missing")
+                continue
+            except OSError as error:
+                problems.append(f"{relative} cannot be read ({error.strerror})")
+                continue
+            if actual != size:
+                problems.append(f"{relative} has {actual} bytes, the manifest lists {size}")
+        return problems
 
     @classmethod
     def of(cls, manifest: Manifest) -> ManifestSummary:
@@ -294,6 +313,7 @@ class ManifestSummary:
             dataset_bytes={name: e.bytes for name, e in manifest.datasets.items()},
             underlying_range=float(underlying_range) if underlying_range is not None else None,
             quarantined_rows=manifest.quarantined_rows,
+            file_sizes=tuple((f.path, f.bytes) for f in manifest.files),
         )
 
     @classmethod
