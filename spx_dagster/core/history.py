@@ -274,6 +274,9 @@ def find_gaps(
         reasons: list[str] = []
         if rec.state is SessionState.MISSING:
             kind, reasons = GapKind.NEVER_ATTEMPTED, ["never attempted"]
+        elif rec.state is SessionState.CANCELED:
+            kind = GapKind.NEVER_ATTEMPTED
+            reasons = ["the last run was paused or canceled before it published (not a failure)"]
         elif rec.state is SessionState.FAILED:
             kind = GapKind.FAILED
             reasons = [f"last run failed ({rec.last_error_category or 'unknown'})"]
