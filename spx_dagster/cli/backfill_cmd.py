@@ -28,6 +28,7 @@ from spx_dagster.cli.output import (
     warn,
 )
 from spx_dagster.cli.read_options import load_settings_or_fail
+from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT
 
 HELP = """Backfill a range of sessions through the Dagster daemon, and manage backfills.
 
@@ -39,9 +40,10 @@ a failed session never stops the others, and the runs show in the web UI under t
 
 \b
 --concurrency N limits the runs of this backfill that run at once (a per-backfill tag limited
-by dagster.yaml; without it a backfill uses up to 4 runs, and fetches across all runs share
-the `thetadata` pool sized to the subscription tier). --wait follows the backfill until it
-ends with sessions done/failed/total and an ETA (Ctrl-C stops following, not the backfill).
+by dagster.yaml; without it a backfill uses up to {backfill_runs} runs, and fetches across all
+runs share the `thetadata` pool sized to the subscription tier). --wait follows the backfill
+until it ends with sessions done/failed/total and an ETA (Ctrl-C stops following, not the
+backfill).
 
 \b
 Subcommands:
@@ -60,7 +62,7 @@ Examples:
   spx-data backfill 2024-01-02 2024-03-28 --concurrency 2 --wait
   spx-data backfill list
   spx-data backfill pause 2k4fqm1x && spx-data backfill resume 2k4fqm1x
-"""
+""".replace("{backfill_runs}", str(BACKFILL_RUN_LIMIT))
 
 TRIGGER = "cli"
 POLL_SECONDS = 2.0
@@ -242,7 +244,8 @@ def describe_estimate(estimate: dict) -> str:
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    help="Runs of this backfill at once (default: the instance's per-backfill limit, 4).",
+    help=f"Runs of this backfill at once, 1 to {BACKFILL_RUN_LIMIT} (the default: the "
+    "instance's per-backfill limit).",
 )
 @click.option(
     "--wait", is_flag=True, help="Follow the backfill until it ends (exit 1 on failures)."
@@ -291,6 +294,11 @@ def run_command(
                 "complete; nothing to backfill (use --force to re-run them)"
             )
         return
+    instance = open_instance(settings)
+    if concurrency is not None:
+        _, concurrency_note = runner.concurrency_tag(instance, concurrency)
+        if concurrency_note:
+            warn(concurrency_note)
     if dry_run:
         document["backfill_id"] = None
         if as_json:
@@ -308,11 +316,6 @@ def run_command(
         )
         return
     terminal_or_fail(settings)
-    instance = open_instance(settings)
-    if concurrency is not None:
-        _, concurrency_note = runner.concurrency_tag(instance, concurrency)
-        if concurrency_note:
-            warn(concurrency_note)
     daemon = warn_without_daemon(instance)
     backfill_id = runner.submit_backfill(
         instance,

@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT, MAX_CONCURRENT_RUNS
 from spx_dagster.core.thetadata.vendor import TIER_CONCURRENCY, Tier
 from spx_dagster.defs.constants import (
     BACKFILL_RUNS_TAG_PREFIX,
@@ -23,8 +24,6 @@ from spx_dagster.defs.constants import (
     THETADATA_POOL,
 )
 
-MAX_CONCURRENT_RUNS = 4
-BACKFILL_RUN_LIMIT = 3
 RUN_RETRIES = 2
 
 

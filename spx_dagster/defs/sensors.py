@@ -43,6 +43,7 @@ from spx_dagster.core.history import (
     find_gaps,
     session_records,
 )
+from spx_dagster.core.run_limits import MAX_CONCURRENT_RUNS
 from spx_dagster.defs.constants import (
     CHECKSUM_CHECK,
     ERROR_CATEGORY_TAG,
@@ -50,7 +51,6 @@ from spx_dagster.defs.constants import (
     PARQUET,
     TRIGGER_TAG,
 )
-from spx_dagster.defs.instance_config import MAX_CONCURRENT_RUNS
 from spx_dagster.defs.instance_queries import corrupt_sessions, run_facts
 from spx_dagster.defs.jobs import session_job
 from spx_dagster.defs.partitions import SESSIONS, session_key

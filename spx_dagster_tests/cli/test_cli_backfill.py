@@ -119,3 +119,13 @@ def test_dates_of_the_plan_are_sessions(pipeline_home):
         "2024-12-02",
     ]
     assert all(dt.date.fromisoformat(d).weekday() < 5 for d in plan["sessions"])
+
+
+def test_one_run_limit_in_help_warning_and_dry_run(pipeline_home):
+    """On 43668ef `--help` said 4 runs, the warning 3, and --dry-run did not warn at all."""
+    assert f"up to {BACKFILL_RUN_LIMIT} runs" in " ".join(
+        invoke("backfill", "--help").output.split()
+    )
+    result = invoke("backfill", "2024-11-25", "2024-11-26", "--concurrency", "99", "--dry-run")
+    assert result.exit_code == 0
+    assert f"at most {BACKFILL_RUN_LIMIT} runs of one backfill" in result.stderr

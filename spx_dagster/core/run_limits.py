@@ -1,0 +1,9 @@
+"""How many Dagster runs may run at once: one number each, read by the instance's dagster.yaml
+(``defs/instance_config.py``), the CLI's help and warnings, and the gap sensor's batch size."""
+
+from __future__ import annotations
+
+# Runs started at once by the queued run coordinator; the rest wait in the queue.
+MAX_CONCURRENT_RUNS = 4
+# Runs of any one backfill at once, so that a backfill leaves room for the daily run.
+BACKFILL_RUN_LIMIT = 3
