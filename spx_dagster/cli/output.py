@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -29,14 +30,39 @@ PIPE_WIDTH = 160
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# What the running command promised on stdout: set by ``json_option`` for the command's call.
+_json_state = {"json": False, "emitted": False}
+# The category of an error printed as JSON, by exit code (``fail`` may name a finer one).
+_CATEGORY_OF_CODE = {
+    exit_codes.WORK_FAILED: "work_failed",
+    exit_codes.USAGE: "usage",
+    exit_codes.TERMINAL_UNREACHABLE: "terminal_unreachable",
+    exit_codes.INTERRUPTED: "interrupted",
+}
+
+
 def json_option(func: F) -> F:
-    """The ``--json`` flag of every read command (passed as ``as_json``)."""
+    """The ``--json`` flag of every read command (passed as ``as_json``).
+
+    While the command runs with ``--json``, ``fail`` prints its error as the one JSON document
+    (``{"error", "category", "hint", "exit_code"}``) unless the command already printed one, so a
+    script reading stdout always gets a document.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _json_state.update(json=bool(kwargs.get("as_json")), emitted=False)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _json_state.update(json=False, emitted=False)
+
     return click.option(
         "--json",
         "as_json",
         is_flag=True,
         help="Print one JSON document on stdout and nothing else there.",
-    )(func)
+    )(wrapper)
 
 
 def stdout_console() -> Console:
@@ -74,6 +100,7 @@ def to_json(obj: Any) -> str:
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as the one JSON document of this command on stdout."""
     click.echo(to_json(obj))
+    _json_state["emitted"] = True
 
 
 def print_table(
@@ -113,7 +140,27 @@ def note(message: str) -> None:
     _tagged("note", "cyan", message)
 
 
-def fail(message: str, code: int = exit_codes.USAGE) -> NoReturn:
-    """Print an actionable error on stderr and exit with ``code`` (default 2: usage/config)."""
+def fail(
+    message: str,
+    code: int = exit_codes.USAGE,
+    *,
+    category: str | None = None,
+    hint: str | None = None,
+) -> NoReturn:
+    """Print an actionable error on stderr and exit with ``code`` (default 2: usage/config).
+
+    Under ``--json`` the error is also the JSON document on stdout, with the same exit code.
+    """
     _tagged("error", "bold red", message)
+    if _json_state["json"] and not _json_state["emitted"]:
+        context = click.get_current_context(silent=True)
+        command = context.command_path if context is not None else "spx-data"
+        emit_json(
+            {
+                "error": message,
+                "category": category or _CATEGORY_OF_CODE.get(code, "error"),
+                "hint": hint or f"see `{command} --help`",
+                "exit_code": code,
+            }
+        )
     sys.exit(code)
