@@ -16,6 +16,7 @@ from spx_dagster.cli.read_options import (
     parse_range_or_fail,
     range_options,
 )
+from spx_dagster.core.calendar import open_session
 from spx_dagster.core.history import SessionState
 
 STATES = [s.value for s in SessionState]
@@ -60,9 +61,11 @@ def list_sessions(
     counts = Counter(r.state.value for r in records)
     wanted = set(statuses) or (set(STATES) - {SessionState.MISSING.value})
     shown = [r for r in records if r.state.value in wanted]
+    trading = open_session()
     if as_json:
         emit_json(
             {
+                "open_session": trading.isoformat() if trading else None,
                 "from": snapshot.start.isoformat(),
                 "to": snapshot.end.isoformat(),
                 "counts": {state: counts.get(state, 0) for state in STATES},
@@ -92,3 +95,8 @@ def list_sessions(
         note(f"no session in {snapshot.start}..{snapshot.end} matches")
     summary = ", ".join(f"{counts[s]} {s}" for s in STATES if counts.get(s))
     say(f"{snapshot.start}..{snapshot.end}: {len(records)} sessions ({summary or 'none'})")
+    if trading is not None and end is None:
+        note(
+            f"{trading} is trading now: the Dagster UI lists its partition, but it cannot be "
+            "processed before its end-of-day report at 17:15 ET"
+        )

@@ -197,6 +197,16 @@ def latest_closed_session(now: dt.datetime | None = None) -> dt.date:
     return prev
 
 
+def open_session(now: dt.datetime | None = None) -> dt.date | None:
+    """Today's session while it has not closed (its key exists in the Dagster UI, which lists the
+    current day's partition so the evening schedule can target it), else None."""
+    now = (now or now_et()).astimezone(ET)
+    today = now.date()
+    if is_session(today) and latest_closed_session(now) < today:
+        return today
+    return None
+
+
 def latest_sessions(count: int, now: dt.datetime | None = None) -> list[dt.date]:
     """The ``count`` most recent closed sessions, oldest first."""
     last = latest_closed_session(now)

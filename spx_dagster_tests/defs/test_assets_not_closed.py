@@ -62,3 +62,28 @@ def test_process_and_the_asset_refuse_with_one_sentence():
         assert str(error) == PROCESS_SENTENCE
     else:
         raise AssertionError("require_session accepted a session before its close")
+
+
+def test_the_cli_names_the_open_session_the_ui_lists(pipeline_home, monkeypatch):
+    """The UI lists today's key (end_offset=1, for the evening schedule); the CLI counted one
+    session fewer without a word. Now both name it, and the asset's description says why it
+    cannot be processed yet."""
+    import json
+
+    from click.testing import CliRunner
+
+    from spx_dagster.cli.main import cli
+    from spx_dagster.defs.assets import NEWEST_KEY_NOTE
+    from spx_dagster.defs.partitions import SESSIONS
+
+    monkeypatch.setattr(calendar, "now_et", lambda: MIDDAY)
+    result = CliRunner().invoke(cli, ["list", "--json"], catch_exceptions=False)
+    document = json.loads(result.stdout)
+    assert document["to"] == "2024-11-01" and document["open_session"] == "2024-11-04"
+    assert SESSIONS.has_partition_key("2024-11-04")
+    assert (
+        "17:15 ET" in raw_option_chains.specs_by_key[next(iter(raw_option_chains.keys))].description
+    )
+    assert "not_closed" in NEWEST_KEY_NOTE
+    table = CliRunner().invoke(cli, ["list"], catch_exceptions=False)
+    assert "2024-11-04 is trading now" in table.stderr
