@@ -68,29 +68,64 @@ def _warn_unusable(resolution: Resolution, keys: list[str] | None = None) -> Non
 # ---------------------------------------------------------------------------------------------
 @config.command(
     "set",
+    context_settings={"ignore_unknown_options": True},  # a negative VALUE is not an option
     help="""Validate VALUE for KEY and store it (exit 2 with guidance if it is invalid).
 
-An invalid value, or one that breaks a rule with the other settings (concurrency above the
-tier's limit, a dataset the tier does not include, ...), changes nothing.
+Several KEY VALUE pairs are validated together and stored in one change, so that keys bound by
+a rule (storage.output_dir and storage.temp_dir must share a filesystem) move at once. An
+invalid value, or one that breaks a rule with the other settings (concurrency above the tier's
+limit, a dataset the tier does not include, ...), changes nothing.
 
 \b
 Example:
   spx-data config set thetadata.base_url http://127.0.0.1:25503
   spx-data config set processing.datasets greeks,eod,open_interest,quote
   spx-data config set thetadata.concurrency none
+  spx-data config set storage.output_dir /mnt/big/spx storage.temp_dir /mnt/big/spx-tmp
 """,
 )
-@click.argument("key")
-@click.argument("value")
-def set_command(key: str, value: str) -> None:
-    from spx_dagster.core.config import set_value
+@click.argument("pairs", nargs=-1, type=click.UNPROCESSED, metavar="KEY VALUE [KEY VALUE ...]")
+def set_command(pairs: tuple[str, ...]) -> None:
+    from spx_dagster.core.config import set_values
 
-    result = _guarded(lambda: set_value(key, value, source=SOURCE_CLI))
+    if not pairs or len(pairs) % 2:
+        fail(
+            f"expected KEY VALUE pairs, got {len(pairs)} word(s) ({' '.join(pairs) or 'none'}): "
+            "e.g. `spx-data config set quality.min_score 0.9`",
+            exit_codes.USAGE,
+        )
+    given = list(zip(pairs[::2], pairs[1::2], strict=True))
+    results = _guarded(lambda: set_values(given, source=SOURCE_CLI))
+    for (_, raw), result in zip(given, results, strict=True):
+        _report_set(result, raw)
+
+
+def _report_set(result: Any, raw: str) -> None:
+    import os
+    from pathlib import Path
+
+    from spx_dagster.core.config.changes import DIRECTORY_KEYS
+    from spx_dagster.core.storage import manifest_sessions
+
+    key = result.key
     previous = f"{result.previous.text} ({result.previous.source_label})"
     if result.change is None:
         say(f"{key} is already stored as {result.text}; nothing changed")
     else:
         say(f"{key}: {previous} → {result.text} (stored, version {result.change.version})")
+    if key in DIRECTORY_KEYS and result.change is not None:
+        given = raw.strip()
+        if given.lower() != "none" and not given.startswith(("/", "~", "$", "file:")):
+            note(f"{given!r} is relative: stored as {result.text} (from {os.getcwd()})")
+    if key == "storage.output_dir" and result.change is not None:
+        old, new = Path(result.previous.text), Path(result.text)
+        published = len(manifest_sessions(old))
+        if published:
+            warn(
+                f"{published} published session(s) stay in {old}; spx-data now reads {new}, "
+                f"where they count as missing. Move them with `mv {old}/* {new}/`, or go back "
+                f"with `spx-data config set storage.output_dir {old}`"
+            )
     for problem in result.warnings:
         warn(problem.message())
     if result.overridden_by:

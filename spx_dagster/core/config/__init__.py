@@ -14,6 +14,7 @@ from spx_dagster.core.config.changes import (
     SetResult,
     reset_values,
     set_value,
+    set_values,
 )
 from spx_dagster.core.config.home import (
     catalog_path,
@@ -78,6 +79,7 @@ __all__ = [
     "reset_values",
     "resolve",
     "set_value",
+    "set_values",
     "spx_home",
     "store_path",
     "validate_settings",

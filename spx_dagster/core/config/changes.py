@@ -8,7 +8,7 @@ refused value leaves the store untouched. ``reset_values`` returns keys to their
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,22 +83,49 @@ def set_value(
         UnknownKeyError: not a configuration key (the message names close matches).
         ConfigError: the value is invalid; ConfigRejected when it breaks a rule with other keys.
     """
-    key_spec(key)
-    typed = parse_value(key, value)
+    return set_values([(key, value)], home=home, env=env, source=source, who=who, now=now)[0]
+
+
+def set_values(
+    pairs: Sequence[tuple[str, Any]],
+    *,
+    home: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    source: str = "api",
+    who: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[SetResult]:
+    """Validate several ``(key, value)`` pairs together, then store them in one change.
+
+    Together, because some rules bind two keys (``storage.output_dir`` and
+    ``storage.temp_dir`` must share a filesystem): moving both one at a time is refused in
+    either order. Nothing is stored unless every pair is valid.
+    """
+    typed: dict[str, Any] = {}
+    for key, value in pairs:
+        key_spec(key)
+        if key in typed:
+            raise ConfigError("is given twice; give each key once", key=key)
+        typed[key] = parse_value(key, value)
     resolution = resolve(home, env)
-    candidate = resolution.settings.with_values({key: typed})
-    problems = validate_settings(candidate, keys=[key], now=now, create_dirs=False)
-    errors = [p for p in problems if p.is_error and p.involves(key)]
-    shown = value if isinstance(value, str) else candidate.as_text()[key]
-    if errors:
-        raise ConfigRejected(key, shown, errors)
-    change = store_for(resolution.home).set(key, typed, source=source, who=who)
-    warnings = [p for p in problems if not p.is_error and p.involves(key)]
-    if key in DIRECTORY_KEYS:
-        ensure_dir(Path(candidate.get(key)))
-    previous = resolution.values[key]
-    overridden = previous.env_var if previous.source.value == "environment" else None
-    return SetResult(key, previous, change, candidate.as_text()[key], warnings, overridden)
+    candidate = resolution.settings.with_values(typed)
+    keys = list(typed)
+    problems = validate_settings(candidate, keys=keys, now=now, create_dirs=False)
+    texts = candidate.as_text()
+    for key, value in pairs:
+        errors = [p for p in problems if p.is_error and p.involves(key)]
+        if errors:
+            raise ConfigRejected(key, value if isinstance(value, str) else texts[key], errors)
+    changes = store_for(resolution.home).set_many(typed, source=source, who=who)
+    results = []
+    for key in keys:
+        if key in DIRECTORY_KEYS:
+            ensure_dir(Path(candidate.get(key)))
+        previous = resolution.values[key]
+        overridden = previous.env_var if previous.source.value == "environment" else None
+        warnings = [p for p in problems if not p.is_error and p.involves(key)]
+        results.append(SetResult(key, previous, changes[key], texts[key], warnings, overridden))
+    return results
 
 
 def reset_values(

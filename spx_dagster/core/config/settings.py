@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import os
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -180,15 +181,31 @@ def _end_time(value: dt.time | None) -> dt.time | None:
     return value
 
 
+# Directories of the operating system that published data must never be written into.
+SYSTEM_DIRS = frozenset(
+    Path(p)
+    for p in ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr")
+)
+
+
+def _not_empty(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the path is empty; give a directory, or `none` for the default")
+    return value
+
+
 def _path(value: Any) -> Any:
     if isinstance(value, str | Path):
-        if not str(value).strip():
-            raise ValueError("the path is empty")
         text = str(value).strip()
         if "://" in text:
             # file:// URIs become paths; object stores are refused with the reason and the fix.
             text = str(local_path(text))
-        return expand_path(text)
+        # Relative paths resolve against the current directory, `..` folded, so what is stored
+        # is the directory meant, not a path that means another one from elsewhere.
+        path = Path(os.path.normpath(expand_path(text)))
+        if path in SYSTEM_DIRS:
+            raise ValueError(f"{path} is a system directory; choose a directory of your own")
+        return path
     return value
 
 
@@ -207,6 +224,11 @@ def _file_mode(value: int) -> int:
         raise ValueError("it is not a permission from 000 to 777")
     if value & 0o600 != 0o600:
         raise ValueError("the owner must be able to read and write its own files (6xx)")
+    if value & 0o002:
+        raise ValueError(
+            f"{value:03o} lets every user of the machine overwrite published data; use 640, "
+            "644 or 660"
+        )
     return value
 
 
@@ -222,7 +244,7 @@ RootList = Annotated[tuple[str, ...], BeforeValidator(_comma_list), AfterValidat
 Interval = Annotated[str, BeforeValidator(_strip_lower), AfterValidator(_interval)]
 EndTime = Annotated[dt.time | None, _NoneWord, AfterValidator(_end_time)]
 # Before-validators run last-listed first: "none" must be recognised before path expansion.
-Directory = Annotated[Path | None, BeforeValidator(_path), _NoneWord]
+Directory = Annotated[Path | None, BeforeValidator(_path), _NoneWord, BeforeValidator(_not_empty)]
 FileMode = Annotated[int, BeforeValidator(_octal), AfterValidator(_file_mode)]
 
 
@@ -237,12 +259,28 @@ def setting(
 ) -> Any:
     """A field with the documentation the CLI and the README show for its key.
 
-    ``bounds`` are pydantic's numeric constraints (``ge``, ``gt``, ``le``).
+    ``bounds`` are pydantic's numeric constraints (``ge``, ``gt``, ``le``): every numeric key
+    has a lower and an upper one, and infinities and NaN are refused (``inf`` once reached the
+    client as an overflowing timeout), so a refusal can name the whole range.
     """
     extra: dict[str, Any] = {"kind": kind}
     if default_doc is not None:
         extra["default_doc"] = default_doc
+    if bounds:
+        extra["range"] = range_text(**bounds)
+        if isinstance(default, float) or isinstance(bounds.get("gt"), float):
+            bounds = {**bounds, "allow_inf_nan": False}
     return Field(default, description=doc, examples=[example], json_schema_extra=extra, **bounds)
+
+
+def range_text(**bounds: float) -> str:
+    """``gt=0, le=3600`` -> ``greater than 0 and at most 3600``."""
+    words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+    return " and ".join(f"{words[name]} {bounds[name]:g}" for name in words if name in bounds)
+
+
+# Longest listed SPX expiration is about six years out; ten years leaves room for LEAPS.
+MAX_DTE_LIMIT = 3650
 
 
 class _Section(BaseModel):
@@ -286,14 +324,16 @@ class ThetaDataSettings(_Section):
         "Seconds to wait for a response's next bytes before retrying the request.",
         example="60",
         kind="seconds",
-        gt=0,
+        gt=0.0,
+        le=3600,
     )
     connect_timeout_s: float = setting(
         3.0,
         "Seconds to wait for a TCP connection to the terminal.",
         example="3",
         kind="seconds",
-        gt=0,
+        gt=0.0,
+        le=300,
     )
     request_max_attempts: int = setting(
         6,
@@ -308,7 +348,8 @@ class ThetaDataSettings(_Section):
         "Longest wait between two attempts of one request (exponential backoff with jitter).",
         example="60",
         kind="seconds",
-        gt=0,
+        gt=0.0,
+        le=3600,
     )
 
 
@@ -341,6 +382,7 @@ class ProcessingSettings(_Section):
         example="60",
         kind="integer ≥ 0 or none",
         ge=0,
+        le=MAX_DTE_LIMIT,
         default_doc="none (no limit)",
     )
     roots: RootList = setting(
@@ -383,7 +425,8 @@ class StorageSettings(_Section):
         "it is refused before it starts.",
         example="5",
         kind="GB",
-        ge=0,
+        ge=0.0,
+        le=1e9,
     )
     file_mode: FileMode = setting(
         0o640,
@@ -401,7 +444,7 @@ class QualitySettings(_Section):
         "Quality score (0..1) below which a session is reported as low quality by gaps.",
         example="0.95",
         kind="number 0..1",
-        ge=0,
+        ge=0.0,
         le=1,
     )
 
@@ -494,6 +537,7 @@ class KeySpec:
     description: str
     example: str
     env_var: str
+    range: str = ""  # the allowed values of a numeric key, e.g. "greater than 0 and at most 300"
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -522,6 +566,7 @@ def _build_specs() -> dict[str, KeySpec]:
                 description=field.description or "",
                 example=(field.examples or [""])[0],
                 env_var=env_var_name(key),
+                range=str(extra.get("range", "")),
             )
     return specs
 
@@ -552,9 +597,10 @@ def parse_value(key: str, value: Any) -> Any:
     try:
         return _adapter(key).validate_python(value)
     except ValidationError as exc:
-        raise ConfigError(
-            _reason(exc), key=key, value=_shown(value), example=spec.example
-        ) from None
+        why = _reason(exc)
+        if spec.range and spec.range not in why:
+            why = f"{why}; allowed: {spec.range}"
+        raise ConfigError(why, key=key, value=_shown(value), example=spec.example) from None
 
 
 def _shown(value: Any) -> str:

@@ -20,7 +20,7 @@ import getpass
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -289,6 +289,19 @@ class ConfigStore:
             assert conn is not None
             with self._transaction(conn):
                 return self._write(conn, key, text, "set", source, who or current_user())
+
+    def set_many(
+        self, values: Mapping[str, Any], *, source: str = "api", who: str | None = None
+    ) -> dict[str, Change | None]:
+        """Store several keys in one transaction: all of them or none (``set`` for each)."""
+        texts = {key: format_value(key, parse_value(key, value)) for key, value in values.items()}
+        with self._connect(create=True) as conn:
+            assert conn is not None
+            with self._transaction(conn):
+                return {
+                    key: self._write(conn, key, text, "set", source, who or current_user())
+                    for key, text in texts.items()
+                }
 
     def reset(
         self, key: str | None = None, *, source: str = "api", who: str | None = None

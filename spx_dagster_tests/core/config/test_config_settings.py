@@ -102,7 +102,7 @@ def test_every_key_is_documented_with_a_valid_example():
         ("processing.end_time", "16:15", dt.time(16, 15)),
         ("processing.max_dte", "none", None),
         ("storage.file_mode", "0o600", 0o600),
-        ("storage.output_dir", "/data/../data/spx", Path("/data/../data/spx")),
+        ("storage.output_dir", "/data/../data/spx", Path("/data/spx")),  # `..` folded
         ("storage.output_dir", "none", None),  # back to $SPX_DATA_HOME/data, not ./none
     ],
 )
