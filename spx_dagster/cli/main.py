@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "retry": "spx_dagster.cli.retry_cmd:retry",
     "demo": "spx_dagster.cli.demo_cmd:demo",
     "serve": "spx_dagster.cli.serve_cmd:serve",
-    "simulator": "spx_dagster.cli.simulator_cmd:simulator",
+    "simulator": "spx_dagster.simulator.command:simulator",
 }
 
 # One-line summaries shown by `spx-data --help` without importing the command modules.

@@ -17,8 +17,6 @@ from urllib.parse import urlsplit
 
 import click
 
-from spx_dagster.cli import exit_codes
-from spx_dagster.cli.output import fail, say
 from spx_dagster.core.thetadata.vendor import (
     API_PREFIX,
     DEFAULT_V2_BASE_URL,
@@ -30,6 +28,11 @@ from spx_dagster.core.thetadata.vendor import (
 )
 from spx_dagster.simulator.faults import PROFILES
 from spx_dagster.simulator.listing import CHAINS, DATA_START
+
+# The exit codes of the spx-data contract (spx_dagster/cli/exit_codes.py), spelled here so that
+# the simulator starts without importing the CLI package.
+USAGE_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 DEFAULT_PORTS = {
     "v3": urlsplit(DEFAULT_V3_BASE_URL).port,
@@ -188,18 +191,19 @@ def simulator(
     try:
         server.start()
     except PortInUse as error:
-        fail(error.strerror or str(error), exit_codes.USAGE)
+        click.echo(f"error: {error.strerror or error}", err=True)
+        sys.exit(USAGE_EXIT)
     example = LIST_EXPIRATIONS_PATH if api_version == "v3" else V2_LIST_EXPIRATIONS_PATH
     symbol = "symbol" if api_version == "v3" else "root"
     url = server.base_url
-    say(
+    click.echo(
         f"ThetaTerminal simulator ({api_version}, profile {profile}, chain {chain}, seed {seed}) "
         f"listening at {url}"
     )
-    say(f"  try:      curl '{url}{API_PREFIX[api_version]}{example}?{symbol}=SPXW'")
-    say(f"  control:  curl {url}/_sim/stats")
-    say(f"  use it:   spx-data config set thetadata.base_url {url}")
-    say("Press Ctrl-C to stop.")
+    click.echo(f"  try:      curl '{url}{API_PREFIX[api_version]}{example}?{symbol}=SPXW'")
+    click.echo(f"  control:  curl {url}/_sim/stats")
+    click.echo(f"  use it:   spx-data config set thetadata.base_url {url}")
+    click.echo("Press Ctrl-C to stop.")
     sys.stdout.flush()
     if ready_file is not None:
         payload = {"base_url": url, "port": server.port, "pid": os.getpid(), **server.info()}
@@ -211,10 +215,10 @@ def simulator(
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop()
-        say("simulator stopped")
-        sys.exit(exit_codes.INTERRUPTED)
+        click.echo("simulator stopped")
+        sys.exit(INTERRUPTED_EXIT)
     except _Terminated:
         server.stop()
-        say("simulator stopped (terminated)")
+        click.echo("simulator stopped (terminated)")
     finally:
         signal.signal(signal.SIGTERM, previous)
