@@ -92,18 +92,32 @@ def storage_or_fail(settings: Any) -> None:
 
 
 def terminal_or_fail(settings: Any) -> None:
-    """Exit 3 (2 for a wrong api_version) unless a usable ThetaTerminal answers."""
+    """Exit 3 (2 for a wrong api_version) unless a usable ThetaTerminal answers; a terminal that
+    is starting, busy or reconnecting is waited for (up to thetadata.timeout_s), saying so."""
     from spx_dagster.core.thetadata.client import ThetaClient
     from spx_dagster.core.thetadata.health import HealthState
 
+    def waiting(health: Any, pause_s: float, remaining_s: float) -> None:
+        note(
+            f"waiting for ThetaTerminal: {health.detail}; next check in {pause_s:.1f}s "
+            f"(giving up in {remaining_s:.0f}s, thetadata.timeout_s)"
+        )
+
     with ThetaClient.from_settings(settings) as client:
-        health = client.probe()
+        health = client.wait_ready(on_wait=waiting)
     if health.ok:
         return
     if health.state is HealthState.WRONG_API_VERSION:
         fail(f"ThetaTerminal at {settings.thetadata.base_url}: {health.detail}", exit_codes.USAGE)
     if health.state is HealthState.UNREACHABLE:
         fail(f"ThetaTerminal is not reachable: {health.detail}", exit_codes.TERMINAL_UNREACHABLE)
+    if health.waiting:
+        fail(
+            f"ThetaTerminal at {settings.thetadata.base_url} did not become ready within "
+            f"{settings.thetadata.timeout_s:g}s (thetadata.timeout_s): {health.detail}; check "
+            "its console, or raise thetadata.timeout_s",
+            exit_codes.TERMINAL_UNREACHABLE,
+        )
     fail(
         f"ThetaTerminal at {settings.thetadata.base_url} is not usable: {health.detail}",
         exit_codes.TERMINAL_UNREACHABLE,

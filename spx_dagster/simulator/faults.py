@@ -318,6 +318,23 @@ class FaultBook:
         with self._lock:
             return [{"id": i, **r.to_dict()} for i, r in self._rules]
 
+    def plan_probe(self, path: str) -> FaultPlan:
+        """Faults of a readiness probe: only rules whose ``path`` names the status endpoint
+        (a terminal that is starting or whose queue is full answers its probe with 571 or 429
+        too); profiles and latency never touch it."""
+        plan = FaultPlan()
+        with self._lock:
+            spent = []
+            for serial, rule in self._rules:
+                if rule.path is None or rule.path not in path or rule.kind != "status":
+                    continue
+                if plan.apply(rule) and rule.times is not None:
+                    rule.times -= 1
+                    if rule.times == 0:
+                        spent.append(serial)
+            self._rules = [(s, r) for s, r in self._rules if s not in spent]
+        return plan
+
     def plan(self, request: RequestInfo) -> FaultPlan:
         """Decide the faults of one data request (and spend the rules that hit it)."""
         plan = FaultPlan()

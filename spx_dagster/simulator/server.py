@@ -359,6 +359,11 @@ class SimulatorServer:
             self._send(handler, self.terminal.error("NO_IMPL", f"{method} is not supported"))
             return
         if not self.terminal.is_data(path):
+            probe = self.faults.plan_probe(path) if self.terminal.is_health(path) else None
+            if probe is not None and probe.status is not None:
+                self._stats.count("faults", "status")
+                self._send(handler, self.terminal.http_error(probe.status))
+                return
             self._send(handler, self.terminal.answer(path, query, connected=self._connected))
             return
         if not self.gate.enter():

@@ -36,7 +36,12 @@ from spx_dagster.core.thetadata.errors import (
     NoData,
     ThetaDataError,
 )
-from spx_dagster.core.thetadata.health import Health, HealthState, probe_terminal
+from spx_dagster.core.thetadata.health import (
+    Health,
+    HealthState,
+    probe_terminal,
+    wait_until_ready,
+)
 from spx_dagster.core.thetadata.limits import request_slots
 from spx_dagster.core.thetadata.retry import ClientStats, RetryPolicy, call_with_retries
 from spx_dagster.core.thetadata.sinks import BatchSink, ParquetSink, TableSink
@@ -230,6 +235,18 @@ class ThetaClient:
             connect_timeout_s=self.connect_timeout_s,
             timeout_s=min(self.timeout_s, 10.0),
             session=self._http.session,
+        )
+
+    def wait_ready(
+        self, *, on_wait: Callable[[Health, float, float], None] | None = None
+    ) -> Health:
+        """Probe until the terminal is ready, waiting for a starting, busy or reconnecting one
+        for up to ``timeout_s`` (see ``health.wait_until_ready``)."""
+        return wait_until_ready(
+            self.probe,
+            budget_s=self.timeout_s,
+            backoff_max_s=self.policy.backoff_max_s,
+            on_wait=on_wait,
         )
 
     # ----------------------------------------------------------------------------------------

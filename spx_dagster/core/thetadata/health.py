@@ -1,13 +1,18 @@
 """Is a usable ThetaTerminal at the configured URL, and if not, what is wrong?
 
-Four answers, each with what to do: nothing listening (refused or connect timeout), a terminal that
-lost ThetaData (MDDS status not CONNECTED, or 474), a terminal of the other generation (410 on v2
-paths from a v3 terminal, 404 on v3 paths from a v2 one), and ready.
+Five answers, each with what to do: nothing listening (refused or connect timeout), a terminal that
+is starting or whose queue is full (571, 429, a 5xx: THETADATA.md's "wait, retry" codes), a terminal
+that lost ThetaData (MDDS status not CONNECTED, or 474), a terminal of the other generation (410 on
+v2 paths from a v3 terminal, 404 on v3 paths from a v2 one), and ready.
+
+A busy or reconnecting terminal is waited for (``wait_until_ready``), exactly as a data request
+would wait: one 571 while the terminal starts is not a wrong URL.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +24,7 @@ from spx_dagster.core.thetadata.vendor import (
     HEALTH_READY_TEXT,
     STATUS_CODES,
     Behaviour,
+    status_behaviour,
 )
 
 
@@ -26,6 +32,7 @@ class HealthState(StrEnum):
     READY = "ready"
     UNREACHABLE = "unreachable"  # no terminal listening at the URL
     DISCONNECTED = "disconnected"  # terminal up, not connected to ThetaData
+    BUSY = "busy"  # terminal starting (571) or its queue full (429): wait, then probe again
     WRONG_API_VERSION = "wrong_api_version"
     ERROR = "error"  # anything else (an unexpected answer)
 
@@ -49,6 +56,11 @@ class Health:
     @property
     def ok(self) -> bool:
         return self.state is HealthState.READY
+
+    @property
+    def waiting(self) -> bool:
+        """The terminal answered and is expected to become ready by itself."""
+        return self.state in (HealthState.BUSY, HealthState.DISCONNECTED)
 
 
 def _behaviour(code: int) -> Behaviour | None:
@@ -119,6 +131,15 @@ def probe_terminal(
             "reconnects by itself; check its console if this persists",
             latency_ms,
         )
+    if status_behaviour(code) is Behaviour.RETRY:
+        vendor = STATUS_CODES.get(code)
+        what = f"{code} {vendor.name} ({vendor.meaning})" if vendor else f"{code}"
+        return Health(
+            HealthState.BUSY,
+            url,
+            f"the terminal at {base} answered {what}: it is starting or busy",
+            latency_ms,
+        )
     if _is_gone(code) or _is_no_impl(code):
         other_url = base + HEALTH_PATHS[other]
         try:
@@ -141,6 +162,35 @@ def probe_terminal(
         "points at ThetaTerminal",
         latency_ms,
     )
+
+
+def wait_until_ready(
+    probe: Callable[[], Health],
+    *,
+    budget_s: float,
+    backoff_max_s: float,
+    on_wait: Callable[[Health, float, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Health:
+    """Probe until the terminal is ready, or not expected to become ready, or ``budget_s`` ends.
+
+    A busy or reconnecting answer is probed again with exponential backoff (from 0.25 s up to
+    ``backoff_max_s``); ``on_wait(health, pause_s, remaining_s)`` is told before each pause, so a
+    user sees what is waited for. Returns the last verdict: still ``waiting`` when the budget ran
+    out.
+    """
+    deadline = time.monotonic() + budget_s
+    pause = min(0.25, backoff_max_s)
+    while True:
+        health = probe()
+        remaining = deadline - time.monotonic()
+        if not health.waiting or remaining <= 0:
+            return health
+        wait = min(pause, remaining)
+        if on_wait is not None:
+            on_wait(health, wait, remaining)
+        sleep(wait)
+        pause = min(pause * 2, backoff_max_s)
 
 
 # The built-in simulator names itself in the Server header of every answer (a real ThetaTerminal
