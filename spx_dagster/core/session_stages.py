@@ -349,7 +349,7 @@ def validate_session(
     require_staged_answers(cfg, session, plan)
     listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
     accumulator = QualityAccumulator(listed=listed)
-    context = ValidationContext(session, interval=cfg.interval)
+    context = ValidationContext(session, interval=cfg.interval, planned=frozenset(listed))
     if progress:
         progress.stage("validate", total=len(cfg.datasets), done=0)
     quarantine: dict[str, str] = {}

@@ -51,6 +51,7 @@ class ChunkStats:
     contracts: int = 0
     complete_contracts: int | None = None  # intraday only: contracts with the expected rows
     expirations: set[tuple[str, dt.date]] = field(default_factory=set)  # with valid rows
+    outside_plan_rows: int = 0  # rows of expirations the plan does not hold, dropped
 
     def add(self, other: ChunkStats) -> None:
         self.rows += other.rows
@@ -65,6 +66,7 @@ class ChunkStats:
         if other.complete_contracts is not None:
             self.complete_contracts = (self.complete_contracts or 0) + other.complete_contracts
         self.expirations |= other.expirations
+        self.outside_plan_rows += other.outside_plan_rows
 
 
 @dataclass
@@ -179,6 +181,7 @@ class QualityAccumulator:
             "complete_contracts": intraday.complete_contracts or 0,
             "expirations_listed": len(self._listed_all),
             "expirations_covered": len(total.expirations & self._listed_all),
+            "outside_plan_rows": total.outside_plan_rows,
         }
         return QualityReport(
             score=quality_score(parts),

@@ -88,6 +88,9 @@ class ValidationContext:
     interval: str = "1m"
     start_time: dt.time = INTRADAY_START
     end_time: dt.time = INTRADAY_END
+    # (root, expiration) pairs of the session's plan; rows of other expirations (a wildcard
+    # `expiration=*` answer reaches past processing.max_dte) are dropped and counted. None: all.
+    planned: frozenset[tuple[str, dt.date]] | None = None
 
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:

@@ -165,6 +165,35 @@ def _expirations(valid: pa.Table) -> set[tuple[str, dt.date]]:
     return set(zip(pairs["root"].to_pylist(), pairs["expiration"].to_pylist(), strict=True))
 
 
+def _within_plan(
+    table: pa.Table, planned: frozenset[tuple[str, dt.date]] | None
+) -> tuple[pa.Table, int]:
+    """The rows of planned (root, expiration) pairs, and how many others were dropped.
+
+    processing.max_dte must mean the same for every dataset: a wildcard end-of-day answer
+    carries every listed expiration, while the intraday requests name the planned ones.
+    """
+    if planned is None or table.num_rows == 0:
+        return table, 0
+    pairs = table.select(["root", "expiration"]).group_by(["root", "expiration"]).aggregate([])
+    outside = [
+        (root, exp)
+        for root, exp in zip(
+            pairs["root"].to_pylist(), pairs["expiration"].to_pylist(), strict=True
+        )
+        if root is not None and exp is not None and (root, exp) not in planned
+    ]
+    if not outside:
+        return table, 0
+    mask = None
+    for root, exp in outside:
+        hit = pc.and_(pc.equal(table["root"], root), pc.equal(table["expiration"], exp))
+        mask = hit if mask is None else pc.or_(mask, hit)
+    keep = pc.invert(pc.fill_null(mask, False))
+    kept = table.filter(keep)
+    return kept, table.num_rows - kept.num_rows
+
+
 def validate_table(
     table: pa.Table, dataset: str, context: ValidationContext, *, source: str = ""
 ) -> ValidationResult:
@@ -175,6 +204,7 @@ def validate_table(
     completeness; their rows are kept.
     """
     table = conform_table(table, dataset, source=source)
+    table, outside_plan = _within_plan(table, context.planned)
     n = table.num_rows
     intraday = DATASETS[dataset].intraday
     failures = _pandera_failures(
@@ -210,5 +240,6 @@ def validate_table(
         contracts=contracts,
         complete_contracts=complete,
         expirations=_expirations(valid),
+        outside_plan_rows=outside_plan,
     )
     return ValidationResult(valid=valid, rejected=rejected, stats=stats)
