@@ -250,19 +250,26 @@ def list_command(as_json: bool) -> None:
 
 Checks the ThetaTerminal URL, the start date against the trading calendar and your tier's
 history, the directories (created if missing, writable, enough free space) and the rules
-between keys. Exits 2 if there is any error; warnings do not fail.
+between keys, then asks thetadata.base_url whether a terminal answers (about a second; a
+warning if none does, skipped with --offline). Exits 2 if there is any error; warnings do not
+fail.
 
 \b
 Example:
   spx-data config validate
-  spx-data config validate --json
+  spx-data config validate --offline --json
 """,
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not contact thetadata.base_url (check the settings only).",
+)
 @json_option
-def validate_command(as_json: bool) -> None:
+def validate_command(offline: bool, as_json: bool) -> None:
     from spx_dagster.core.config import Severity, check_configuration, spx_home, store_path
 
-    problems = _guarded(check_configuration)
+    problems = _guarded(lambda: check_configuration(probe_terminal=not offline))
     errors = [p for p in problems if p.severity is Severity.ERROR]
     warnings = [p for p in problems if p.severity is Severity.WARNING]
     if as_json:

@@ -154,7 +154,7 @@ def test_validate_reports_every_problem_at_once_and_exits_2(home: Path):
         "SPX_DATA_THETADATA__TIMEOUT_S": "-1",
         "SPX_DATA_STORAGE__MIN_FREE_GB": "1e9",
     }
-    result = run("validate", env=env)
+    result = run("validate", "--offline", env=env)
     assert result.exit_code == exit_codes.USAGE
     for part in (
         "thetadata.concurrency = 16",
@@ -166,7 +166,7 @@ def test_validate_reports_every_problem_at_once_and_exits_2(home: Path):
     ):
         assert part in result.stdout, part
 
-    document = json.loads(run("validate", "--json", env=env).stdout)
+    document = json.loads(run("validate", "--offline", "--json", env=env).stdout)
     assert document["valid"] is False
     assert (document["errors"], document["warnings"]) == (4, 1)
     by_key = {p["key"]: p for p in document["problems"] if p["severity"] == "error"}
@@ -181,7 +181,7 @@ def test_validate_reports_every_problem_at_once_and_exits_2(home: Path):
 
 def test_validate_passes_with_warnings_and_creates_directories(home: Path):
     run("set", "thetadata.base_url", "http://localhost:25503")
-    result = run("validate")
+    result = run("validate", "--offline")
     assert result.exit_code == 0, result.output
     assert "configuration is valid (0 error(s), 1 warning(s))" in result.stdout
     assert (home / "data").is_dir() and (home / "tmp").is_dir()
