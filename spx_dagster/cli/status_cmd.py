@@ -293,6 +293,16 @@ def _in_progress(instance: Any) -> list[dict]:
     return out
 
 
+def _is_attempt(run: Any) -> bool:
+    """A run that counts in error rates: not paused, canceled or refused before the close."""
+    from spx_dagster.core.failure_categories import NOT_ATTEMPTS
+    from spx_dagster.defs.constants import ERROR_CATEGORY_TAG
+
+    if run.status.value == "CANCELED":
+        return False
+    return run.tags.get(ERROR_CATEGORY_TAG) not in NOT_ATTEMPTS
+
+
 def _error_rate(instance: Any, now: float) -> dict:
     import dagster as dg
 
@@ -309,6 +319,7 @@ def _error_rate(instance: Any, now: float) -> dict:
             for r in records
             if r.dagster_run.tags.get(PARTITION_TAG)
             and r.update_timestamp.timestamp() >= now - seconds
+            and _is_attempt(r.dagster_run)
         ]
         failed = sum(1 for r in window if r.dagster_run.status.value != "SUCCESS")
         out[label] = {

@@ -100,3 +100,22 @@ def test_retry_refuses_a_date_with_all_failed(pipeline_home):
     result = invoke("retry", "2024-03-15", "--all-failed")
     assert result.exit_code == 2
     assert "--all-failed" in result.stderr and "2024-03-15" in result.stderr
+
+
+def test_status_error_rates_leave_out_pauses_and_refusals(pipeline_home):
+    """On 43668ef a `backfill pause` lifted the 24 h error rate (25 % in the report)."""
+    instance = open_instance()
+    _canceled_run(instance, MON)
+    for run_id, status, category in (
+        ("ok", dg.DagsterRunStatus.SUCCESS, None),
+        ("refused", dg.DagsterRunStatus.FAILURE, "not_closed"),
+        ("failed", dg.DagsterRunStatus.FAILURE, "permission"),
+    ):
+        tags = {PARTITION_TAG: TUE.isoformat()}
+        if category:
+            tags["spx/error_category"] = category
+        instance.add_run(
+            dg.DagsterRun(job_name=SESSION_JOB, run_id=run_id, status=status, tags=tags)
+        )
+    document = json.loads(invoke("status", "--json").stdout)
+    assert document["error_rate"]["last_24h"] == {"runs": 2, "failed": 1, "rate": 0.5}
