@@ -36,7 +36,6 @@ class Context:
 
     now: dt.datetime | None
     create_dirs: bool
-    probe_terminal: bool = False
 
 
 Check = Callable[[Settings, Context], Iterable[Problem]]
@@ -123,52 +122,6 @@ def check_terminal(settings: Settings) -> list[Problem]:
         why, fix = health.detail, f"{SKIP_PROBE_HINT[0].upper()}{SKIP_PROBE_HINT[1:]}."
     related = ("thetadata.api_version",) if health.state is HealthState.WRONG_API_VERSION else ()
     return [Problem(key, url, why, fix, Severity.WARNING, related=related)]
-
-
-# Probing is a check of its own and only `config validate` runs it: a short connect timeout, so
-# that nothing listening is known at once and a slow network does not hold the command up.
-PROBE_CONNECT_TIMEOUT_S = 1.0
-PROBE_READ_TIMEOUT_S = 3.0
-
-
-def check_terminal_reachable(settings: Settings, ctx: Context) -> Iterable[Problem]:
-    """Is a terminal answering at ``thetadata.base_url``? A warning says how to start one."""
-    if not ctx.probe_terminal:
-        return
-    # Imported here: `requests` is not needed by the checks `config set` runs.
-    from spx_dagster.core.thetadata.errors import TerminalUnreachable
-    from spx_dagster.core.thetadata.health import HealthState, probe_terminal
-
-    key = "thetadata.base_url"
-    url, version = settings.thetadata.base_url, settings.thetadata.api_version
-    connect_s = min(settings.thetadata.connect_timeout_s, PROBE_CONNECT_TIMEOUT_S)
-    health = probe_terminal(
-        url,
-        api_version=version,
-        connect_timeout_s=connect_s,
-        timeout_s=min(settings.thetadata.timeout_s, PROBE_READ_TIMEOUT_S),
-    )
-    if health.state is HealthState.READY:
-        yield Problem(key, url, f"ThetaTerminal {version} answers ready", "", Severity.NOTE)
-        return
-    if health.state is HealthState.UNREACHABLE:
-        advice = TerminalUnreachable.at(url, api_version=version).advice
-        yield Problem(
-            key,
-            url,
-            f"nothing is listening there (no connection within {connect_s:g}s); process, "
-            "backfill and retry would exit 3",
-            advice[0].upper() + advice[1:] + ".",
-            Severity.WARNING,
-        )
-        return
-    yield Problem(
-        key,
-        url,
-        f"the terminal is not ready ({health.state.value}): {health.detail}",
-        "Run spx-data config validate again once the terminal's console says it is connected.",
-        Severity.WARNING,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,7 +325,6 @@ def check_datasets(settings: Settings, ctx: Context) -> Iterable[Problem]:
 # involve KEY (so setting a timeout does not load the trading calendar).
 CHECKS: tuple[tuple[frozenset[str], Check], ...] = (
     (frozenset({"thetadata.base_url", "thetadata.api_version"}), check_base_url),
-    (frozenset({"thetadata.base_url", "thetadata.api_version"}), check_terminal_reachable),
     (frozenset({"thetadata.concurrency", "thetadata.subscription_tier"}), check_concurrency),
     (
         frozenset({"processing.start_date", "thetadata.subscription_tier"}),
@@ -395,7 +347,6 @@ def validate_settings(
     keys: Iterable[str] | None = None,
     now: dt.datetime | None = None,
     create_dirs: bool = False,
-    probe_terminal: bool = False,
 ) -> list[Problem]:
     """Every problem of ``settings`` at once (errors, warnings, notes), in check order.
 
@@ -405,11 +356,9 @@ def validate_settings(
         now: The clock for "not in the future" (default: now in New York).
         create_dirs: Create missing directories (``config validate``) instead of only checking
             that they could be created (``config set``).
-        probe_terminal: Ask the terminal at ``thetadata.base_url`` whether it answers
-            (``config validate``); a terminal that is not running is a warning, not an error.
     """
     wanted = None if keys is None else set(keys)
-    ctx = Context(now=now, create_dirs=create_dirs, probe_terminal=probe_terminal)
+    ctx = Context(now=now, create_dirs=create_dirs)
     problems: list[Problem] = []
     for involved, check in CHECKS:
         if wanted is None or involved & wanted:
