@@ -354,6 +354,7 @@ def validate_session(
         progress.stage("validate", total=len(cfg.datasets), done=0)
     quarantine: dict[str, str] = {}
     quarantined_rows: dict[str, int] = {}
+    outside_plan: dict[str, int] = {}
     for dataset in cfg.datasets:
         if progress:
             progress.working_on(dataset)
@@ -370,6 +371,7 @@ def validate_session(
         if result.quarantine is not None:
             quarantine[dataset] = str(result.quarantine.path)
             quarantined_rows[dataset] = result.quarantine.rows
+        outside_plan[dataset] = result.stats.outside_plan_rows
         if progress:
             progress.advance(current=dataset, rows=result.stats.rows)
     report = accumulator.report()
@@ -397,6 +399,7 @@ def validate_session(
                 }
                 for dataset, path in quarantine.items()
             },
+            "dropped_outside_plan": outside_plan,
         },
         cfg,
     )
@@ -463,6 +466,7 @@ def publish_session(
             if progress:
                 progress.advance(current=dataset)
         _attach_quarantine(entries, validated.get("quarantine", {}))
+        _attach_outside_plan(entries, validated.get("dropped_outside_plan", {}))
         covered = _covered_expirations(plan, entries)
         manifest = Manifest(
             session=session,
@@ -529,6 +533,13 @@ def _attach_quarantine(entries: dict[str, DatasetEntry], quarantine: Mapping[str
         entry = entries.setdefault(dataset, DatasetEntry())
         entry.quarantined_rows = int(found["rows"])
         entry.quarantine_path = str(found["path"])
+
+
+def _attach_outside_plan(entries: dict[str, DatasetEntry], dropped: Mapping[str, int]) -> None:
+    """Record per dataset the rows dropped for expirations outside the plan (max_dte)."""
+    for dataset, rows in dropped.items():
+        if rows:
+            entries.setdefault(dataset, DatasetEntry()).dropped_outside_plan = int(rows)
 
 
 def _covered_expirations(

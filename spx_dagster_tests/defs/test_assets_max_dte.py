@@ -17,6 +17,9 @@ from spx_dagster_tests.defs.test_assets_pipeline import run_session
 
 SESSION = dt.date(2024, 11, 4)
 MAX_DTE = 3
+DATASETS = ("greeks", "eod", "open_interest", "quote", "greeks_eod")
+# Requested with `expiration=*`: their answers carry every listed expiration.
+WILDCARD_DATASETS = ("eod", "open_interest", "greeks_eod")
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,7 @@ def published(tmp_path_factory, small_simulator):
         "SPX_DATA_STORAGE__MIN_FREE_GB": "0",
         "SPX_DATA_PROCESSING__START_DATE": "2024-01-02",
         "SPX_DATA_PROCESSING__MAX_DTE": str(MAX_DTE),
+        "SPX_DATA_PROCESSING__DATASETS": ",".join(DATASETS),
     }.items():
         mp.setenv(key, value)
     with dg.instance_for_test() as instance:
@@ -51,7 +55,7 @@ def published(tmp_path_factory, small_simulator):
     mp.undo()
 
 
-@pytest.mark.parametrize("dataset", ["greeks", "eod", "open_interest"])
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_every_dataset_holds_only_the_planned_expirations(published, dataset):
     output_dir, manifest = published
     planned = {(root, exp) for root, exps in manifest.expirations.items() for exp in exps}
@@ -72,3 +76,20 @@ def test_every_dataset_holds_only_the_planned_expirations(published, dataset):
 def test_rows_outside_the_plan_are_counted_in_the_manifest(published):
     _, manifest = published
     assert manifest.quality.counts["outside_plan_rows"] > 0
+    dropped = {name: entry.dropped_outside_plan for name, entry in manifest.datasets.items()}
+    # greeks names each planned expiration; the end-of-day wildcard answers reach past DTE 3.
+    assert dropped["greeks"] == 0
+    assert dropped["eod"] > 0 and dropped["open_interest"] > 0
+    assert sum(dropped.values()) == manifest.quality.counts["outside_plan_rows"]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_each_dataset_counts_its_dropped_rows_in_the_manifest(published, dataset):
+    output_dir, manifest = published
+    dropped = manifest.datasets[dataset].dropped_outside_plan
+    if dataset in WILDCARD_DATASETS:
+        assert dropped > 0
+    else:
+        assert dropped == 0  # one request per planned expiration: nothing to drop
+    reread = load_manifest(output_dir, SESSION).to_dict()["datasets"][dataset]
+    assert reread.get("dropped_outside_plan", 0) == dropped

@@ -53,12 +53,15 @@ class DatasetEntry:
 
     ``quarantined_rows`` counts rows that failed a check and lines the client could not parse;
     ``quarantine_path`` (relative to the output directory) is their file, None when there are none.
+    ``dropped_outside_plan`` counts rows of expirations the plan does not hold (a wildcard
+    ``expiration=*`` answer reaches past ``processing.max_dte``), dropped before validation.
     """
 
     files: list[FileEntry] = field(default_factory=list)
     rows: int = 0
     quarantined_rows: int = 0
     quarantine_path: str | None = None
+    dropped_outside_plan: int = 0
 
     @property
     def bytes(self) -> int:
@@ -192,6 +195,7 @@ class Manifest:
                 rows=int(entry.get("rows", 0)),
                 quarantined_rows=int(entry.get("quarantined_rows", 0)),
                 quarantine_path=entry.get("quarantine_path"),
+                dropped_outside_plan=int(entry.get("dropped_outside_plan", 0)),
             )
             for name, entry in data.get("datasets", {}).items()
         }
