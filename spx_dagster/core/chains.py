@@ -4,7 +4,7 @@ A session's plan is roots × expirations active that day × datasets. Intraday d
 endpoint refuses ``expiration=*`` (first-order greeks) take one request per root and expiration,
 which is where per-expiration progress comes from; end-of-day datasets take one wildcard request
 per root when the endpoint allows it, and rows of expirations outside the plan (``max_dte``) are
-dropped at validation.
+dropped before validation and counted per dataset in the manifest (``dropped_outside_plan``).
 """
 
 from __future__ import annotations
