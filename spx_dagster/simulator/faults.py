@@ -19,6 +19,7 @@ import math
 import statistics
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from spx_dagster.core.thetadata.vendor import STATUS_CODES
@@ -324,16 +325,25 @@ class FaultBook:
         too); profiles and latency never touch it."""
         plan = FaultPlan()
         with self._lock:
-            spent = []
-            for serial, rule in self._rules:
-                if rule.path is None or rule.path not in path or rule.kind != "status":
-                    continue
-                if plan.apply(rule) and rule.times is not None:
-                    rule.times -= 1
-                    if rule.times == 0:
-                        spent.append(serial)
-            self._rules = [(s, r) for s, r in self._rules if s not in spent]
+            self._apply_rules(
+                plan,
+                lambda _serial, rule: (
+                    rule.path is not None and rule.path in path and rule.kind == "status"
+                ),
+            )
         return plan
+
+    def _apply_rules(self, plan: FaultPlan, hits: Callable[[int, FaultRule], bool]) -> None:
+        """Apply the added rules that ``hits`` and spend one use of each (lock held)."""
+        spent = []
+        for serial, rule in self._rules:
+            if not hits(serial, rule):
+                continue
+            if plan.apply(rule) and rule.times is not None:
+                rule.times -= 1
+                if rule.times == 0:
+                    spent.append(serial)
+        self._rules = [(s, r) for s, r in self._rules if s not in spent]
 
     def plan(self, request: RequestInfo) -> FaultPlan:
         """Decide the faults of one data request (and spend the rules that hit it)."""
@@ -341,21 +351,17 @@ class FaultBook:
         with self._lock:
             occurrence = self._seen[request.identity]
             self._seen[request.identity] += 1
-            spent = []
-            for serial, rule in self._rules:
-                if not rule.matches(request):
-                    continue
-                if (
-                    rule.probability < 1.0
-                    and seeded_uniform(self.seed, "rule", serial, request.identity, occurrence)
-                    >= rule.probability
-                ):
-                    continue
-                if plan.apply(rule) and rule.times is not None:
-                    rule.times -= 1
-                    if rule.times == 0:
-                        spent.append(serial)
-            self._rules = [(s, r) for s, r in self._rules if s not in spent]
+            self._apply_rules(
+                plan,
+                lambda serial, rule: (
+                    rule.matches(request)
+                    and (
+                        rule.probability >= 1.0
+                        or seeded_uniform(self.seed, "rule", serial, request.identity, occurrence)
+                        < rule.probability
+                    )
+                ),
+            )
         for n, rule in enumerate(self.profile.faults):
             if (
                 rule.matches(request)
