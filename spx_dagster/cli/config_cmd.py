@@ -220,6 +220,7 @@ def list_command(as_json: bool) -> None:
                         "default": spec.default,
                         "description": spec.description,
                         "example": spec.example,
+                        "range": spec.range or None,
                     }
                     for spec in specs
                 ],
@@ -230,7 +231,10 @@ def list_command(as_json: bool) -> None:
     rows = []
     for spec in specs:
         value = resolution.values[spec.key]
-        rows.append((spec.key, value.text, value.source_label, spec.default, spec.description))
+        allowed = f" Allowed: {spec.range}." if spec.range else ""
+        rows.append(
+            (spec.key, value.text, value.source_label, spec.default, spec.description + allowed)
+        )
     print_table(
         ["key", "value", "source", "default", "description"],
         rows,

@@ -276,7 +276,14 @@ def setting(
 def range_text(**bounds: float) -> str:
     """``gt=0, le=3600`` -> ``greater than 0 and at most 3600``."""
     words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
-    return " and ".join(f"{words[name]} {bounds[name]:g}" for name in words if name in bounds)
+    return " and ".join(
+        f"{words[name]} {_number(bounds[name])}" for name in words if name in bounds
+    )
+
+
+def _number(value: float) -> str:
+    """``1e9`` -> ``1000000000`` (a bound is typed by hand, so never in exponent form)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # Longest listed SPX expiration is about six years out; ten years leaves room for LEAPS.
@@ -339,7 +346,7 @@ class ThetaDataSettings(_Section):
         6,
         "Attempts per request on retryable answers (429, 474, 5xx) before the request fails.",
         example="6",
-        kind="integer ≥ 1",
+        kind="integer 1..100",
         ge=1,
         le=100,
     )
@@ -380,7 +387,7 @@ class ProcessingSettings(_Section):
         None,
         "Only expirations at most this many calendar days after the session; none = all.",
         example="60",
-        kind="integer ≥ 0 or none",
+        kind="integer 0..3650 or none",
         ge=0,
         le=MAX_DTE_LIMIT,
         default_doc="none (no limit)",
@@ -430,7 +437,8 @@ class StorageSettings(_Section):
     )
     file_mode: FileMode = setting(
         0o640,
-        "Permissions of published files, octal.",
+        "Permissions of published files, octal: the owner reads and writes (6xx) and other "
+        "users may not write (no world-writable 666 or 777).",
         example="640",
         kind="octal",
     )
@@ -456,7 +464,7 @@ class RetrySettings(_Section):
         3,
         "Attempts per session (runs) before retries stop and the session stays failed.",
         example="3",
-        kind="integer ≥ 1",
+        kind="integer 1..100",
         ge=1,
         le=100,
     )
