@@ -261,7 +261,8 @@ def check_same_filesystem(settings: Settings, ctx: Context) -> Iterable[Problem]
             str(temp),
             f"it is on another filesystem than storage.output_dir ({output}), so publishing "
             "could not be an atomic rename",
-            example_command(key, suggestion),
+            # Both keys in one `config set`: moving them one at a time is refused either way.
+            f"Example: spx-data config set storage.output_dir {output} {key} {suggestion}",
             related=("storage.output_dir",),
         )
 
