@@ -102,6 +102,7 @@ def set_command(pairs: tuple[str, ...]) -> None:
 
 def _report_set(result: Any, raw: str) -> None:
     import os
+    import shlex
     from pathlib import Path
 
     from spx_dagster.core.config.changes import DIRECTORY_KEYS
@@ -121,10 +122,12 @@ def _report_set(result: Any, raw: str) -> None:
         old, new = Path(result.previous.text), Path(result.text)
         published = len(manifest_sessions(old))
         if published:
+            # Quoted so that the command can be pasted as is, spaces in the paths included.
+            source, target = shlex.quote(str(old)), shlex.quote(str(new))
             warn(
                 f"{published} published session(s) stay in {old}; spx-data now reads {new}, "
-                f"where they count as missing. Move them with `mv {old}/* {new}/`, or go back "
-                f"with `spx-data config set storage.output_dir {old}`"
+                f"where they count as missing. Move them with `mv {source}/* {target}/`, or go "
+                f"back with `spx-data config set storage.output_dir {source}`"
             )
     for problem in result.warnings:
         warn(problem.message())

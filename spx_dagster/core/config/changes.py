@@ -105,7 +105,7 @@ def set_values(
     for key, value in pairs:
         key_spec(key)
         if key in typed:
-            raise ConfigError("is given twice; give each key once", key=key)
+            raise ConfigError("it is given twice in one change; give each key once", key=key)
         typed[key] = parse_value(key, value)
     resolution = resolve(home, env)
     candidate = resolution.settings.with_values(typed)
