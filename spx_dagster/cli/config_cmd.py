@@ -101,11 +101,9 @@ def set_command(pairs: tuple[str, ...]) -> None:
 
 
 def _report_set(result: Any, raw: str) -> None:
-    import os
     import shlex
     from pathlib import Path
 
-    from spx_dagster.core.config.changes import DIRECTORY_KEYS
     from spx_dagster.core.storage import manifest_sessions
 
     key = result.key
@@ -114,10 +112,10 @@ def _report_set(result: Any, raw: str) -> None:
         say(f"{key} is already stored as {result.text}; nothing changed")
     else:
         say(f"{key}: {previous} → {result.text} (stored, version {result.change.version})")
-    if key in DIRECTORY_KEYS and result.change is not None:
-        given = raw.strip()
-        if given.lower() != "none" and not given.startswith(("/", "~", "$", "file:")):
-            note(f"{given!r} is relative: stored as {result.text} (from {os.getcwd()})")
+    if result.resolved_against is not None and result.change is not None:
+        note(
+            f"{raw.strip()!r} is relative: stored as {result.text} (from {result.resolved_against})"
+        )
     if key == "storage.output_dir" and result.change is not None:
         old, new = Path(result.previous.text), Path(result.text)
         published = len(manifest_sessions(old))

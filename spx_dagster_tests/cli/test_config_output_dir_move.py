@@ -47,3 +47,17 @@ def test_a_key_given_twice_in_one_set_is_refused_and_named(tmp_path, monkeypatch
     assert result.exit_code == 2
     assert "quality.min_score: it is given twice" in result.stderr
     assert load_settings().quality.min_score == 0.95
+
+
+def test_only_a_relative_directory_is_said_to_be_relative(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPX_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SPX_DATA_STORAGE__MIN_FREE_GB", "0")
+    monkeypatch.setenv("BIG_DISK", str(tmp_path / "big"))
+    monkeypatch.chdir(tmp_path)
+    relative = config_set("storage.output_dir", "history")
+    assert f"'history' is relative: stored as {tmp_path / 'history'}" in relative.stderr
+    for word in ("auto", "none", "$BIG_DISK/spx", str(tmp_path / "abs")):
+        result = config_set("storage.output_dir", word)
+        assert result.exit_code == 0, result.output
+        assert "is relative" not in result.stderr, word
+    assert load_settings().storage.output_dir == tmp_path / "abs"

@@ -15,7 +15,12 @@ from typing import Any
 
 from spx_dagster.core.config.load import ResolvedValue, resolve, store_for
 from spx_dagster.core.config.problems import Problem
-from spx_dagster.core.config.settings import ConfigError, key_spec, parse_value
+from spx_dagster.core.config.settings import (
+    ConfigError,
+    is_relative_path,
+    key_spec,
+    parse_value,
+)
 from spx_dagster.core.config.store import Change
 from spx_dagster.core.config.validate import validate_settings
 from spx_dagster.core.storage.atomic import ensure_dir
@@ -57,6 +62,7 @@ class SetResult:
     text: str
     warnings: list[Problem] = field(default_factory=list)
     overridden_by: str | None = None  # an environment variable that still wins in this shell
+    resolved_against: Path | None = None  # the directory a relative path was resolved against
 
 
 @dataclass
@@ -117,6 +123,7 @@ def set_values(
         if errors:
             raise ConfigRejected(key, value if isinstance(value, str) else texts[key], errors)
     changes = store_for(resolution.home).set_many(typed, source=source, who=who)
+    given = dict(pairs)
     results = []
     for key in keys:
         if key in DIRECTORY_KEYS:
@@ -124,7 +131,18 @@ def set_values(
         previous = resolution.values[key]
         overridden = previous.env_var if previous.source.value == "environment" else None
         warnings = [p for p in problems if not p.is_error and p.involves(key)]
-        results.append(SetResult(key, previous, changes[key], texts[key], warnings, overridden))
+        relative = key in DIRECTORY_KEYS and is_relative_path(given[key])
+        results.append(
+            SetResult(
+                key,
+                previous,
+                changes[key],
+                texts[key],
+                warnings,
+                overridden,
+                resolved_against=Path.cwd() if relative else None,
+            )
+        )
     return results
 
 

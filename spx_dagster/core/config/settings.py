@@ -209,6 +209,17 @@ def _path(value: Any) -> Any:
     return value
 
 
+def is_relative_path(value: Any) -> bool:
+    """Whether ``value`` is a directory given relative to the current directory (``data/spx``),
+    so that what was stored (the absolute path) can be said; ``none`` and URIs are not."""
+    if not isinstance(value, str | Path) or "://" in str(value):
+        return False
+    text = str(value).strip()
+    if not text or text.lower() in NONE_WORDS:
+        return False
+    return not Path(os.path.expandvars(os.path.expanduser(text))).is_absolute()
+
+
 def _octal(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip().lower().removeprefix("0o")
