@@ -61,3 +61,17 @@ def test_only_a_relative_directory_is_said_to_be_relative(tmp_path, monkeypatch)
         assert result.exit_code == 0, result.output
         assert "is relative" not in result.stderr, word
     assert load_settings().storage.output_dir == tmp_path / "abs"
+
+
+def test_a_relative_directory_from_the_environment_is_a_warning_naming_the_absolute_path(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    env = {"SPX_DATA_HOME": str(tmp_path / "home"), "SPX_DATA_STORAGE__TEMP_DIR": "scratch"}
+    result = CliRunner().invoke(
+        cli, ["config", "validate", "--offline"], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "storage.temp_dir = scratch" in text and "it is relative" in text
+    assert f"export SPX_DATA_STORAGE__TEMP_DIR={tmp_path / 'scratch'}" in text

@@ -27,6 +27,7 @@ from spx_dagster.core.config.settings import (
     ConfigError,
     Settings,
     format_value,
+    is_relative_path,
     parse_value,
 )
 from spx_dagster.core.config.store import ConfigStore, StoredValue
@@ -122,9 +123,13 @@ def resolve(home: Path | None = None, env: Mapping[str, str] | None = None) -> R
         for text, origin, source in layers:
             try:
                 chosen[key] = (parse_value(key, text), source)
-                break
             except ConfigError as error:
                 problems.append(problem_from_error(error, source=origin))
+                continue
+            directory = KEYS[key].kind == "directory"
+            if source is Source.ENVIRONMENT and directory and is_relative_path(text):
+                problems.append(_relative_directory(key, text, origin))
+            break
 
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for key, (value, _) in chosen.items():
@@ -155,6 +160,20 @@ def resolve(home: Path | None = None, env: Mapping[str, str] | None = None) -> R
         for key, value in unknown.items()
     )
     return Resolution(home, settings, values, problems, unknown)
+
+
+def _relative_directory(key: str, text: str, var: str) -> Problem:
+    """A relative directory in the environment means another one in each working directory."""
+    here = Path.cwd()
+    return Problem(
+        key=key,
+        value=text,
+        why=f"it is relative, so each process resolves it against its own working directory "
+        f"(here: {here / text}); the daemon and run workers may start elsewhere",
+        fix=f"Give an absolute path: export {var}={here / text}",
+        severity=Severity.WARNING,
+        source=f"environment ({var})",
+    )
 
 
 def _default(key: str) -> Any:
