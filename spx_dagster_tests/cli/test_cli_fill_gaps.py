@@ -56,11 +56,13 @@ def test_plan_then_submit_prioritised_batches(pipeline_home, tiny_simulator):
         got = [d.isoformat() for d in runner.backfill_sessions(backfill)]
         assert got == sorted(batch["sessions"])
 
-    # Until those backfills end, their sessions are not planned again.
+    # Until those backfills end, their sessions are in progress: not gaps, not planned again.
     again = json.loads(invoke("fill-gaps", *RANGE, "--dry-run", "--json").stdout)
     assert again["to_fill"] == 0
-    assert {g["session"] for g in again["left_out"]} == {
-        "2024-11-05",
+    assert {g["session"] for g in again["left_out"]} == {"2024-11-05"}
+    listed = json.loads(invoke("list", "--from", RANGE[1], "--to", RANGE[3], "--json").stdout)
+    states = {s["session"]: s["state"] for s in listed["sessions"]}
+    assert {d for d, state in states.items() if state == "in_progress"} == {
         "2024-11-06",
         "2024-11-07",
         "2024-11-08",

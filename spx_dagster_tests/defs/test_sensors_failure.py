@@ -130,7 +130,7 @@ def test_a_category_the_run_recorded_itself_is_kept(instance):
     assert (tags[ERROR_CATEGORY_TAG], tags[ERROR_MESSAGE_TAG]) == ("permission", "471")
 
 
-def test_a_canceled_run_is_interrupted(instance):
+def test_a_canceled_run_is_canceled_not_a_failure(instance):
     from dagster._core.test_utils import create_run_for_test
 
     ticks = Ticks(canceled_category_sensor, instance)
@@ -142,7 +142,7 @@ def test_a_canceled_run_is_interrupted(instance):
     )
     instance.report_run_canceled(run)
     ticks.tick()
-    assert tags_of(instance, run.run_id)[ERROR_CATEGORY_TAG] == "interrupted"
+    assert tags_of(instance, run.run_id)[ERROR_CATEGORY_TAG] == "canceled"
 
 
 def test_successful_runs_are_left_alone(instance):
