@@ -27,7 +27,7 @@ from spx_dagster.cli.output import (
     stderr_console,
     warn,
 )
-from spx_dagster.cli.read_options import load_settings_or_fail
+from spx_dagster.cli.read_options import load_settings_or_fail, storage_or_fail
 from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT
 
 HELP = """Backfill a range of sessions through the Dagster daemon, and manage backfills.
@@ -268,6 +268,7 @@ def run_command(
     from spx_dagster.core.storage import published_sessions
 
     settings = load_settings_or_fail()
+    storage_or_fail(settings)
     sessions = range_sessions(settings, start, end)
     published = published_sessions(
         Path(settings.storage.output_dir), start=sessions[0], end=sessions[-1]
@@ -315,6 +316,7 @@ def run_command(
             + (" …" if len(todo) > 20 else "")
         )
         return
+    storage_or_fail(settings, writing=True)
     terminal_or_fail(settings)
     daemon = warn_without_daemon(instance)
     backfill_id = runner.submit_backfill(

@@ -16,7 +16,12 @@ from typing import Any
 import click
 
 from spx_dagster.cli.output import emit_json, json_option, note, print_table, say, warn
-from spx_dagster.cli.read_options import load_settings_or_fail, parse_range_or_fail, range_options
+from spx_dagster.cli.read_options import (
+    load_settings_or_fail,
+    parse_range_or_fail,
+    range_options,
+    storage_or_fail,
+)
 
 HELP = """Fill the gaps: submit the missing, failed, corrupt and low-quality sessions as backfills.
 
@@ -176,6 +181,7 @@ def fill_gaps(
 
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
+    storage_or_fail(settings)
     instance = open_instance(settings)
     plan = plan_fill(instance, settings, start, end, batch_size=batch_size)
     plan["dry_run"] = dry_run
@@ -187,6 +193,7 @@ def fill_gaps(
             if dry_run and plan["batches"]:
                 note("nothing submitted (--dry-run); run without it to submit the backfills")
         return
+    storage_or_fail(settings, writing=True)
     terminal_or_fail(settings)
     if concurrency is not None:
         _, concurrency_note = runner.concurrency_tag(instance, concurrency)

@@ -21,6 +21,7 @@ from spx_dagster.cli.read_options import (
     load_settings_or_fail,
     parse_range_or_fail,
     range_options,
+    storage_or_fail,
 )
 from spx_dagster.core.history import GapKind
 
@@ -160,6 +161,7 @@ def gaps(
         )
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
+    storage_or_fail(settings)
     from spx_dagster.cli.instance import open_instance
     from spx_dagster.defs import session_state  # noqa: F401  (imported before imports_done)
 

@@ -15,6 +15,7 @@ from spx_dagster.cli.read_options import (
     load_settings_or_fail,
     parse_range_or_fail,
     range_options,
+    storage_or_fail,
 )
 from spx_dagster.core.calendar import open_session
 from spx_dagster.core.history import SessionState
@@ -51,6 +52,7 @@ def list_sessions(
 ) -> None:
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
+    storage_or_fail(settings)
     from spx_dagster.cli.instance import open_instance
     from spx_dagster.defs.session_state import session_snapshot
 

@@ -12,6 +12,7 @@ from spx_dagster.cli.read_options import (
     imports_done,
     load_settings_or_fail,
     parse_range_or_fail,
+    storage_or_fail,
 )
 
 HELP = """Show processing performance: throughput, duration and memory, with trends and alerts.
@@ -58,6 +59,7 @@ def perf(
 
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
+    storage_or_fail(settings)
     from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.perf_report import perf_report
     from spx_dagster.defs.run_history import perf_samples

@@ -67,28 +67,9 @@ def storage_or_fail(settings: Any) -> None:
     """Exit 2 unless ``storage.output_dir`` and ``storage.temp_dir`` are writable directories
     (or can be created): a bad one is a configuration error found before anything is fetched,
     not a failed publish after the whole session was downloaded."""
-    import dataclasses
+    from spx_dagster.cli.read_options import storage_or_fail as check_storage
 
-    from spx_dagster.core.config.load import resolve
-    from spx_dagster.core.config.validate import Context, check_output_dir, check_temp_dir
-
-    context = Context(now=None, create_dirs=False)
-    problems = [
-        problem
-        for check in (check_output_dir, check_temp_dir)
-        for problem in check(settings, context)
-        if problem.is_error
-    ]
-    if not problems:
-        return
-    origins = resolve().values
-    fail(
-        "the configuration cannot be used: "
-        + " ".join(
-            dataclasses.replace(p, source=origins[p.key].source_label).message() for p in problems
-        ),
-        exit_codes.USAGE,
-    )
+    check_storage(settings, writing=True)
 
 
 def terminal_or_fail(settings: Any) -> None:

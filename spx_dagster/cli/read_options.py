@@ -1,7 +1,7 @@
 """Pieces the read commands (status, list, gaps, verify, errors, perf) share.
 
-``--from``/``--to`` parsing with friendly errors, settings loading that exits 2 with the config
-problem, and human formatting of sizes, durations and times.
+``--from``/``--to`` parsing with friendly errors, settings loading and the storage check that exit 2
+with the config problem, and human formatting of sizes, durations and times.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ def load_settings_or_fail() -> Any:
         return load_settings()
     except ConfigError as error:
         fail(f"the configuration cannot be used: {error}", exit_codes.USAGE)
+
+
+def storage_or_fail(settings: Any, *, writing: bool = False) -> None:
+    """Exit 2 unless the configured storage can be used (``core.config.storage_access``): the
+    same check and the same sentence for every command that reads or publishes sessions."""
+    from spx_dagster.core.config.storage_access import storage_error_message, storage_problems
+
+    problems = storage_problems(settings, writing=writing)
+    if problems:
+        fail(storage_error_message(problems), exit_codes.USAGE)
 
 
 def parse_range_or_fail(

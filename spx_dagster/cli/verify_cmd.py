@@ -15,6 +15,7 @@ from spx_dagster.cli.read_options import (
     human_seconds,
     load_settings_or_fail,
     parse_range_or_fail,
+    storage_or_fail,
 )
 
 HELP = """Recompute checksums of published sessions and re-check their manifests.
@@ -53,22 +54,6 @@ def _sessions_to_verify(
         return [day]
     days = set(sessions_on_disk(output_dir)) | _materialized_sessions(instance)
     return sorted(d for d in days if (start is None or d >= start) and (end is None or d <= end))
-
-
-def _output_dir_or_fail(output_dir: Path) -> None:
-    """Exit 2 when ``output_dir`` is not a directory and cannot be one (a file stands in its
-    path): a mistyped setting, not the loss of every session, so nothing is recorded."""
-    from spx_dagster.core.config.validate import nearest_existing
-
-    existing = nearest_existing(output_dir)
-    if existing.is_dir():
-        return
-    fail(
-        f"storage.output_dir {output_dir} cannot be a directory: {existing} is a file. Nothing "
-        "was verified or recorded; `spx-data config get storage.output_dir` shows where the "
-        "value comes from, `spx-data config set storage.output_dir DIR` changes it",
-        exit_codes.USAGE,
-    )
 
 
 def _materialized_sessions(instance: Any) -> set[dt.date]:
@@ -118,8 +103,9 @@ def verify(
     from spx_dagster.core.storage import verify_all
     from spx_dagster.defs.session_state import new_verification_id, record_verification
 
+    # A mistyped output directory is a configuration error, not the loss of every session.
+    storage_or_fail(settings)
     output_dir = Path(settings.storage.output_dir)
-    _output_dir_or_fail(output_dir)
     instance = open_instance()
     sessions = _sessions_to_verify(instance, output_dir, day, start, end)
     if not sessions:
