@@ -9,16 +9,19 @@ on its own, in another process, after a crash:
     <temp>/validated/date=D/_quality.json   the quality report, validation figures and the
                                             quarantine per dataset (validate)
 
-Publishing removes the session's temp directories once the manifest is committed.
+Publishing removes the session's temp directories once the manifest is committed. A stage that
+fails for lack of space on the filesystem holding ``storage.temp_dir`` removes them too: kept,
+they would refuse every later session for want of the space they hold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ from spx_dagster.core.storage import (
     validated_dir,
     validated_parts,
 )
+from spx_dagster.core.storage.disk import InsufficientDiskSpace, disk_full, same_filesystem
 from spx_dagster.core.storage.layout import manifests_dir, relative_to_output
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
@@ -202,6 +206,25 @@ def load_plan(cfg: PipelineSettings, session: dt.date) -> SessionPlan | None:
     return make_plan(_chain_from_json(data["chain"]), datasets=cfg.datasets)
 
 
+@contextlib.contextmanager
+def _temp_released_on_disk_full(
+    cfg: PipelineSettings, session: dt.date, *, writes_to: Path
+) -> Iterator[None]:
+    """Remove the session's temp stages when the block fails for space on the temp filesystem.
+
+    ``writes_to`` is where the stage writes (the temp or the output directory): stages kept on
+    another, roomy filesystem stay for the retry to resume from.
+    """
+    try:
+        yield
+    except BaseException as error:
+        if disk_full(error):
+            short = error.path if isinstance(error, InsufficientDiskSpace) else writes_to
+            if same_filesystem(short, cfg.temp_dir):
+                remove_session_temp(cfg.temp_dir, session)
+        raise
+
+
 def fetch_session(
     client: Any,
     cfg: PipelineSettings,
@@ -214,6 +237,18 @@ def fetch_session(
 
     Resumes: a plan and answers staged by an interrupted run are reused.
     """
+    with _temp_released_on_disk_full(cfg, session, writes_to=cfg.temp_dir):
+        return _fetch_session(client, cfg, session, progress=progress, stop=stop)
+
+
+def _fetch_session(
+    client: Any,
+    cfg: PipelineSettings,
+    session: dt.date,
+    *,
+    progress: ProgressReporter | None,
+    stop: threading.Event | None,
+) -> FetchOutcome:
     started = time.monotonic()
     requests_before = _client_requests(client)
     if progress:
@@ -338,6 +373,13 @@ def validate_session(
     progress: ProgressReporter | None = None,
 ) -> ValidateOutcome:
     """Validate every staged response of the session; SchemaBreak stops it (nothing published)."""
+    with _temp_released_on_disk_full(cfg, session, writes_to=cfg.temp_dir):
+        return _validate_session(cfg, session, progress=progress)
+
+
+def _validate_session(
+    cfg: PipelineSettings, session: dt.date, *, progress: ProgressReporter | None
+) -> ValidateOutcome:
     started = time.monotonic()
     read_fetch_figures(cfg, session)
     plan = load_plan(cfg, session)
@@ -429,6 +471,17 @@ def publish_session(
     Holds the session lock so that two processes never interleave one session's files; removes
     the session's temp directories only after the manifest is committed.
     """
+    with _temp_released_on_disk_full(cfg, session, writes_to=cfg.output_dir):
+        return _publish_session(cfg, session, progress=progress, lock_timeout_s=lock_timeout_s)
+
+
+def _publish_session(
+    cfg: PipelineSettings,
+    session: dt.date,
+    *,
+    progress: ProgressReporter | None,
+    lock_timeout_s: float | None,
+) -> PublishOutcome:
     started = time.monotonic()
     fetch = read_fetch_figures(cfg, session)
     plan = load_plan(cfg, session)

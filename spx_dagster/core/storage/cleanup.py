@@ -1,5 +1,9 @@
 """Removing what a session no longer needs: temp stages, ``.tmp-`` leftovers, orphan files.
 
+``session_temp_stages`` lists what the temp stages of unpublished sessions hold (a run that
+failed, crashed or was interrupted leaves them for the next run to resume from), so that a
+refusal for disk space can name them and the command that frees them.
+
 An orphan is a file in a session's dataset directory that its manifest does not list (a crash
 between writing the data and committing the manifest, or the files a re-publish replaced).
 """
@@ -8,15 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import shlex
 import shutil
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from spx_dagster.core.storage.atomic import fsync_dir
 from spx_dagster.core.storage.layout import (
     CHECKSUM_SUFFIX,
+    STAGING_DIR,
     TMP_PREFIX,
+    VALIDATED_DIR,
     manifests_dir,
+    parse_session_dirname,
     quarantine_dir,
     session_data_dirs,
     session_dirname,
@@ -35,6 +46,48 @@ def remove_session_temp(temp_dir: Path, session: dt.date) -> list[Path]:
             shutil.rmtree(directory)
             removed.append(directory)
     return removed
+
+
+@dataclass(frozen=True)
+class TempStage:
+    """The temp stages one session holds on disk (its staging and validated directories)."""
+
+    session: dt.date
+    paths: tuple[Path, ...]
+    bytes: int
+
+
+def _tree_bytes(directory: Path) -> int:
+    total = 0
+    for base, _, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(base, name)).st_size
+    return total
+
+
+def session_temp_stages(temp_dir: Path) -> list[TempStage]:
+    """Every session with temp stages under ``temp_dir``, oldest session first, with sizes."""
+    temp_dir = local_path(temp_dir)
+    found: dict[dt.date, list[Path]] = {}
+    for stage in (STAGING_DIR, VALIDATED_DIR):
+        parent = temp_dir / stage
+        if not parent.is_dir():
+            continue
+        for child in sorted(parent.iterdir()):
+            session = parse_session_dirname(child.name)
+            if session is not None and child.is_dir():
+                found.setdefault(session, []).append(child)
+    return [
+        TempStage(session, tuple(paths), sum(_tree_bytes(p) for p in paths))
+        for session, paths in sorted(found.items())
+    ]
+
+
+def remove_command(stages: Iterable[TempStage]) -> str:
+    """The shell command that deletes ``stages`` (paths quoted)."""
+    paths = [str(p) for stage in stages for p in stage.paths]
+    return "rm -rf -- " + " ".join(shlex.quote(p) for p in paths)
 
 
 def find_tmp_leftovers(root: Path) -> list[Path]:

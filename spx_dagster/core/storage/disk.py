@@ -1,13 +1,21 @@
-"""Disk space: estimate what a session needs and refuse to start when it does not fit."""
+"""Disk space: estimate what a session needs and refuse to start when it does not fit.
+
+A refusal names what else occupies the short filesystem that spx-data can free: the temp stages
+unpublished sessions left behind (which sessions, how large) and the command that deletes them.
+Sizes are written in decimal units (kB, MB, GB: powers of 1000) by ``human_bytes``, the one
+formatter every command uses.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.storage.cleanup import TempStage, remove_command, session_temp_stages
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.thetadata.vendor import INTERVALS
 
@@ -33,24 +41,69 @@ TEMP_COPIES = 2
 
 
 class InsufficientDiskSpace(OSError):
-    """Not enough free space to process a session; the message says where and what to do."""
+    """Not enough free space to process a session; the message says where and what to do.
 
-    def __init__(self, path: Path, free: int, need: int, min_free: int) -> None:
+    ``leftovers`` are temp stages of unpublished sessions on the same filesystem: what spx-data
+    itself occupies there, named with their size and the command that frees them.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        free: int,
+        need: int,
+        min_free: int,
+        leftovers: Sequence[TempStage] = (),
+    ) -> None:
         self.path, self.free, self.need, self.min_free = Path(path), free, need, min_free
+        self.leftovers = tuple(leftovers)
+        message = (
+            f"not enough free disk space at {path}: {human_bytes(free)} free, a session needs "
+            f"~{human_bytes(need)} plus the {human_bytes(min_free)} kept free "
+            "(storage.min_free_gb). "
+        )
+        if self.leftovers:
+            held = sum(stage.bytes for stage in self.leftovers)
+            named = ", ".join(f"{s.session} ({human_bytes(s.bytes)})" for s in self.leftovers)
+            message += (
+                f"Temp stages left there by runs that did not publish hold {human_bytes(held)}: "
+                f"{named}; if no run of those sessions is in progress, free them with "
+                f"`{remove_command(self.leftovers)}` (a later run fetches them again). "
+            )
         super().__init__(
-            f"not enough free disk space at {path}: {_human(free)} free, a session needs "
-            f"~{_human(need)} plus the {_human(min_free)} kept free (storage.min_free_gb). "
-            "Free some space, move storage.output_dir / storage.temp_dir to a larger disk, "
-            "or lower storage.min_free_gb."
+            message + "Free some space, move storage.output_dir / storage.temp_dir to a larger "
+            "disk, or lower storage.min_free_gb."
         )
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
+def human_bytes(n: float | None) -> str:
+    """``n`` bytes in decimal units: ``512 B``, ``10.7 MB``, ``1.2 GB`` ("-" for None)."""
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) says a filesystem is out of space."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, InsufficientDiskSpace):
+            return True
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` (or their nearest existing ancestors) share a filesystem."""
+    return os.stat(_existing_ancestor(a)).st_dev == os.stat(_existing_ancestor(b)).st_dev
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -107,12 +160,23 @@ def check_session_space(
     published_bytes: int,
     min_free_gb: float = DEFAULT_MIN_FREE_GB,
 ) -> None:
-    """Check both places a session writes to; when they share a filesystem, check the sum."""
+    """Check both places a session writes to; when they share a filesystem, check the sum.
+
+    A refusal lists the temp stages under ``temp_dir`` that sit on the short filesystem.
+    """
     temp_need = published_bytes * TEMP_COPIES
-    out_dev = os.stat(_existing_ancestor(output_dir)).st_dev
-    tmp_dev = os.stat(_existing_ancestor(temp_dir)).st_dev
-    if out_dev == tmp_dev:
-        check_free_space(output_dir, published_bytes + temp_need, min_free_gb)
-    else:
-        check_free_space(temp_dir, temp_need, min_free_gb)
-        check_free_space(output_dir, published_bytes, min_free_gb)
+    try:
+        if same_filesystem(output_dir, temp_dir):
+            check_free_space(output_dir, published_bytes + temp_need, min_free_gb)
+        else:
+            check_free_space(temp_dir, temp_need, min_free_gb)
+            check_free_space(output_dir, published_bytes, min_free_gb)
+    except InsufficientDiskSpace as refused:
+        if not same_filesystem(refused.path, temp_dir):
+            raise
+        leftovers = session_temp_stages(temp_dir)
+        if not leftovers:
+            raise
+        raise InsufficientDiskSpace(
+            refused.path, refused.free, refused.need, refused.min_free, leftovers
+        ) from None
