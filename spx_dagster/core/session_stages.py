@@ -53,7 +53,12 @@ from spx_dagster.core.storage import (
     validated_dir,
     validated_parts,
 )
-from spx_dagster.core.storage.disk import InsufficientDiskSpace, disk_full, same_filesystem
+from spx_dagster.core.storage.disk import (
+    InsufficientDiskSpace,
+    disk_full,
+    has_history,
+    same_filesystem,
+)
 from spx_dagster.core.storage.layout import manifests_dir, relative_to_output
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
@@ -137,6 +142,7 @@ class FetchOutcome:
     summary: FetchSummary
     requests_sent: int  # HTTP requests, retries included
     listing_seconds: float
+    disk_estimate_bytes: int = 0  # checked after the listing (no history), else 0
 
     @property
     def all_no_data(self) -> bool:
@@ -159,11 +165,19 @@ def recent_dataset_bytes(output_dir: Path, limit: int = SIZE_HISTORY_SESSIONS) -
     return out
 
 
-def check_space_for(cfg: PipelineSettings) -> int:
-    """Raise InsufficientDiskSpace unless one more session fits; return the estimate used."""
-    need = estimate_session_bytes(
-        cfg.datasets, recent_dataset_bytes(cfg.output_dir), interval=cfg.interval
-    )
+def check_space_for(cfg: PipelineSettings, chain: ListedChain | None = None) -> int:
+    """Raise InsufficientDiskSpace unless one more session fits; return the estimate used.
+
+    The estimate comes from the sizes of recent published sessions. Without them it comes from
+    the session's listing (``chain``: contracts × rows × bytes per row); called without a chain
+    then, it checks nothing and returns 0: the fetch checks once the chain is listed, before it
+    writes anything.
+    """
+    history = recent_dataset_bytes(cfg.output_dir)
+    if chain is None and not has_history(cfg.datasets, history):
+        return 0
+    contracts = chain.contract_count if chain is not None else None
+    need = estimate_session_bytes(cfg.datasets, history, interval=cfg.interval, contracts=contracts)
     check_session_space(cfg.output_dir, cfg.temp_dir, need, cfg.min_free_gb)
     return need
 
@@ -254,8 +268,11 @@ def _fetch_session(
     if progress:
         progress.stage("listing")
     plan = load_plan(cfg, session)
+    disk_estimate = 0
     if plan is None:
         chain = list_chain(client, session, roots=cfg.roots, tier=cfg.tier, max_dte=cfg.max_dte)
+        if not has_history(cfg.datasets, recent_dataset_bytes(cfg.output_dir)):
+            disk_estimate = check_space_for(cfg, chain)  # before the plan file: nothing written
         plan = make_plan(chain, datasets=cfg.datasets)
         _write_json(
             staging_dir(cfg.temp_dir, session) / PLAN_FILE,
@@ -293,6 +310,7 @@ def _fetch_session(
         summary=summary,
         requests_sent=_client_requests(client) - requests_before,
         listing_seconds=listing_seconds,
+        disk_estimate_bytes=disk_estimate,
     )
     _write_json(
         staging_dir(cfg.temp_dir, session) / FETCH_FILE,

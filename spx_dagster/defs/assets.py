@@ -165,7 +165,7 @@ def raw_option_chains(
             "mb_per_min": _per_minute(summary.bytes / 1e6, seconds),
             "peak_rss_mb": _peak_rss_mb(),
             "worker": _worker(),
-            "disk_estimate_bytes": need,
+            "disk_estimate_bytes": need or outcome.disk_estimate_bytes,
             "source": f"{cfg.source.kind} at {cfg.source.terminal_url}",
         }
     )

@@ -72,7 +72,8 @@ def fill(directory: Path, leave_bytes: int) -> Path:
 
 
 def test_no_room_for_the_estimate_refuses_before_writing(pipeline_home, mount_tmpfs, monkeypatch):
-    small = mount_tmpfs("small", "3m")
+    # Smaller than the session: the estimate from its listing (no history yet) cannot fit.
+    small = mount_tmpfs("small", "512k")
     monkeypatch.setenv("SPX_DATA_STORAGE__OUTPUT_DIR", str(small / "data"))
     monkeypatch.setenv("SPX_DATA_STORAGE__TEMP_DIR", str(small / "tmp"))
 

@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 
 from spx_dagster.core.progress import ProgressSnapshot, add_listener, remove_listener
+from spx_dagster.core.storage import load_manifest
 from spx_dagster.core.storage.layout import session_temp_dirs
 from spx_dagster.defs.assets import raw_option_chains
 from spx_dagster_tests.defs.test_assets_pipeline import resources
@@ -96,3 +97,23 @@ def test_a_refusal_names_the_temp_stages_on_the_disk_and_how_to_free_them(small_
         assert str(stage) in command.group(1)
     subprocess.run(command.group(1), shell=True, check=True)
     assert [d for d in stages if d.exists()] == []
+
+
+def test_without_history_the_estimate_comes_from_the_listing(
+    pipeline_home, mount_tmpfs, monkeypatch
+):
+    """Issue 11: on 43668ef the first session was estimated at 1.2 GB whatever the chain said
+    (the tiny chain publishes well under 1 MB), so a small disk could never start."""
+    disk = mount_tmpfs("first", "24m")
+    monkeypatch.setenv("SPX_DATA_STORAGE__OUTPUT_DIR", str(disk / "data"))
+    monkeypatch.setenv("SPX_DATA_STORAGE__TEMP_DIR", str(disk / "tmp"))
+
+    result = invoke("process", VICTIM.isoformat())
+
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(disk / "data", VICTIM)
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["spx", "raw_option_chains"]))
+    estimate = event.asset_materialization.metadata["disk_estimate_bytes"].value
+    # From contracts × rows × bytes per row: no smaller than what was published, nor far above.
+    assert manifest.bytes <= estimate <= 20 * manifest.bytes

@@ -21,9 +21,9 @@ from spx_dagster.core.thetadata.vendor import INTERVALS
 
 DEFAULT_MIN_FREE_GB = 1.0
 GB = 1_000_000_000
-# Published parquet bytes of one full-chain session (both roots) at the 1m interval, before any
-# history exists. Rough figures from the published scale (15k-30k contracts, 391 rows each for
-# intraday, ~one row each for the rest), rounded up so that the first sessions are not refused late.
+# Published parquet bytes of one full-chain session (both roots) at the 1m interval, used only
+# when neither history nor the session's listing says more (list/expirations, below the Value
+# tier, counts no contracts). Rough figures from the published scale (15k-30k contracts).
 DEFAULT_SESSION_BYTES: dict[str, int] = {
     "greeks": 400_000_000,
     "quote": 300_000_000,
@@ -31,6 +31,20 @@ DEFAULT_SESSION_BYTES: dict[str, int] = {
     "open_interest": 1_000_000,
     "greeks_eod": 12_000_000,
 }
+# Published parquet bytes per row, rounded up from published sessions (real and simulated: zstd
+# over sorted contracts), for the estimate from a session's listing when there is no history.
+BYTES_PER_ROW: dict[str, int] = {
+    "greeks": 48,
+    "quote": 40,
+    "eod": 160,
+    "open_interest": 48,
+    "greeks_eod": 560,
+}
+# Footer, schema and row-group metadata of one dataset's file, whatever its rows.
+FILE_OVERHEAD_BYTES = 16_000
+# Minutes of a regular session (09:30 to 16:00 ET); intraday datasets hold one row per interval
+# per contract, both ends included.
+SESSION_MINUTES = 390
 # Headroom over the largest recent session of the same dataset.
 HISTORY_HEADROOM = 1.25
 # How many recent sessions the estimate looks at.
@@ -127,18 +141,28 @@ def check_free_space(path: Path, need_bytes: int, min_free_gb: float = DEFAULT_M
     return free
 
 
+def rows_per_contract(dataset: str, interval: str = "1m") -> int:
+    """Rows one contract contributes to ``dataset`` in a regular session: 391 at 1m, or one."""
+    entry = DATASETS.get(dataset)
+    if entry is None or not entry.intraday:
+        return 1
+    return SESSION_MINUTES * 60_000 // INTERVALS[interval] + 1
+
+
 def estimate_session_bytes(
     datasets: Iterable[str],
     history: Iterable[Mapping[str, int]] | None = None,
     *,
     interval: str = "1m",
+    contracts: int | None = None,
 ) -> int:
     """Published bytes one session of ``datasets`` is expected to take.
 
     ``history`` holds bytes per dataset of recent sessions (e.g. ``ManifestSummary.dataset_bytes``
     of the last published ones, newest last); the estimate is the largest of the last
-    ``HISTORY_WINDOW`` times ``HISTORY_HEADROOM``. Without history, ``DEFAULT_SESSION_BYTES``
-    scaled by the interval for intraday datasets (1s holds 60 times the rows of 1m).
+    ``HISTORY_WINDOW`` times ``HISTORY_HEADROOM``. Without history, from the session's listing:
+    ``contracts`` × rows per contract × ``BYTES_PER_ROW``; without a contract count either,
+    ``DEFAULT_SESSION_BYTES`` scaled by the interval for intraday datasets.
     """
     recent = list(history or [])[-HISTORY_WINDOW:]
     total = 0
@@ -147,11 +171,21 @@ def estimate_session_bytes(
         if seen:
             total += int(max(seen) * HISTORY_HEADROOM)
             continue
+        rows = rows_per_contract(name, interval)
+        if contracts:
+            total += contracts * rows * BYTES_PER_ROW.get(name, 600) + FILE_OVERHEAD_BYTES
+            continue
         base = DEFAULT_SESSION_BYTES.get(name, 10_000_000)
-        if DATASETS.get(name) is not None and DATASETS[name].intraday:
+        if rows > 1:  # intraday: 1s holds 60 times the rows of 1m
             base = int(base * INTERVALS["1m"] / INTERVALS[interval])
         total += base
     return total
+
+
+def has_history(datasets: Iterable[str], history: Iterable[Mapping[str, int]]) -> bool:
+    """Whether every dataset of ``datasets`` has a published size to estimate from."""
+    recent = list(history)[-HISTORY_WINDOW:]
+    return all(any(h.get(name) for h in recent) for name in datasets)
 
 
 def check_session_space(
