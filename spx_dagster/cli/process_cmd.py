@@ -140,11 +140,9 @@ def run_with_progress(
         try:
             return run.wait()
         except KeyboardInterrupt:
+            # The bar says it is stopping; the one line that says how it ended comes after it.
             run.request_stop()
-            view.message(
-                "stopping: requests in flight finish and stay staged for the next run "
-                "(Ctrl-C again to abandon the run now)"
-            )
+            view.stopping()
         while True:
             try:
                 return run.wait()

@@ -9,8 +9,12 @@ state, so logs and test captures get one line rather than an animation.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from collections.abc import Iterable
+from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -82,39 +86,115 @@ def snapshot_fields(snapshot: ProgressSnapshot | dict) -> dict[str, str]:
     }
 
 
+class StdioDiversion:
+    """While a run executes in this process, file descriptors 1 and 2 point at ``/dev/null`` and
+    the progress bar draws on a copy of the stderr they had.
+
+    Dagster's compute-log capture points descriptors 1 and 2 at files for the whole run and
+    mirrors the files back with a ``tail -F`` and a Python watcher process per stream. On a
+    terminal that has two effects: inside the run stderr is a file, so rich sees no terminal and
+    draws nothing until the run ends; and Ctrl-C, which the terminal sends to its whole foreground
+    process group, makes each watcher print a ``KeyboardInterrupt`` traceback. Diverted first, the
+    bar keeps the terminal, the helpers inherit ``/dev/null``, and ``--json`` keeps stdout to its
+    one document; what the run itself prints is still in its compute logs (web UI).
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[int, int] = {}
+        self.stderr: TextIO | None = None
+
+    def start(self) -> TextIO | None:
+        """Divert both descriptors; a stream on the former stderr (None if it had none)."""
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+            if _fileno(stream) != fd:  # a test runner's stream: nothing reaches the descriptor
+                continue
+            stream.flush()
+            self._saved[fd] = os.dup(fd)
+        if 2 in self._saved:
+            encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+            self.stderr = os.fdopen(
+                os.dup(self._saved[2]), "w", encoding=encoding, errors="replace"
+            )
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in self._saved:
+                os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        return self.stderr
+
+    def restore(self) -> None:
+        """Point the descriptors back where they were (idempotent)."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()  # what was written while diverted belongs to /dev/null
+        saved, self._saved = self._saved, {}
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        stream, self.stderr = self.stderr, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        return stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class SessionProgressView:
-    """A progress bar for one session: stage, current root and expiration, done/total, %,
-    rows/min, MB/min, memory and ETA. Thread-safe ``update`` (fetch threads call it)."""
+    """A progress bar for one session, two lines that fit 80 columns: the stage, done/total, %
+    and ETA with the bar; then rows/min, MB/min, memory and the current root and expiration.
+    Thread-safe ``update`` (fetch threads call it).
+
+    Entered without a ``console``, the view owns the terminal for the run (``StdioDiversion``).
+    """
 
     def __init__(self, label: str, *, enabled: bool = True, console: Console | None = None):
         self.label = label
         self.enabled = enabled
+        self._own_console = console is None
         self.console = console or progress_console()
+        self._diversion = StdioDiversion()
         self._lock = threading.Lock()
         self._rates: dict[str, str] = {}
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            TextColumn("{task.fields[stage]:<13}"),
-            BarColumn(bar_width=28),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[rows_per_min]}  {task.fields[mb_per_min]}"),
-            TextColumn("{task.fields[memory]}  {task.fields[eta]}"),
-            TextColumn("[dim]{task.fields[current]}"),
-            console=self.console,
-            transient=False,
-            auto_refresh=False,
-        )
+        self._details = ""
+        self._stopping = False
+        self._progress = self._new_progress()
         self._task: TaskID | None = None
         self._live: Live | None = None
         self.last: ProgressSnapshot | None = None
 
+    def _new_progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.fields[stage]:<13}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.fields[eta]}"),
+            console=self.console,
+            transient=False,
+            auto_refresh=False,
+        )
+
     def __enter__(self) -> SessionProgressView:
         if self.enabled:
-            empty = snapshot_fields({"stage": "starting"})
-            self._task = self._progress.add_task(self.label, total=None, **empty)
+            if self._own_console:
+                stream = self._diversion.start()
+                if stream is not None:
+                    self.console = Console(file=stream, highlight=False, soft_wrap=True)
+                    if not self.console.is_terminal:
+                        self.console.width = max(self.console.width, PIPE_WIDTH)
+                    self._progress = self._new_progress()
+            fields = snapshot_fields({"stage": "starting"})
+            self._details = self._details_line(fields)
+            self._task = self._progress.add_task(self.label, total=None, **fields)
             self._live = Live(
-                self._progress,
                 console=self.console,
+                get_renderable=self._render,
                 refresh_per_second=4,
                 transient=False,
                 redirect_stdout=False,
@@ -127,6 +207,7 @@ class SessionProgressView:
         self.close()
 
     def close(self) -> None:
+        """Draw the last state and give the terminal back (idempotent)."""
         with self._lock:
             live, self._live = self._live, None
         if live is not None:
@@ -134,6 +215,17 @@ class SessionProgressView:
             live.__exit__(None, None, None)
             if not self.console.is_terminal:
                 self.console.line()
+        self._diversion.restore()
+        if self._own_console:
+            self.console = progress_console()
+
+    def _render(self) -> Group:
+        return Group(self._progress.get_renderable(), Text(self._details, no_wrap=True))
+
+    @staticmethod
+    def _details_line(fields: dict[str, str]) -> str:
+        parts = [fields["rows_per_min"], fields["mb_per_min"], fields["memory"], fields["current"]]
+        return "  " + "  ".join(p for p in parts if p)
 
     def update(self, snapshot: ProgressSnapshot) -> None:
         with self._lock:
@@ -145,9 +237,22 @@ class SessionProgressView:
             if snapshot.stage == "fetch":
                 self._rates = {k: fields[k] for k in ("rows_per_min", "mb_per_min")}
             fields.update(self._rates)
+            if self._stopping:
+                fields.update(stage="stopping", current="Ctrl-C again abandons the run now")
+            self._details = self._details_line(fields)
             self._progress.update(
                 self._task, total=snapshot.total or None, completed=snapshot.done, **fields
             )
+
+    def stopping(self) -> None:
+        """Show that a stop was asked: the bar reads ``stopping`` until the run ends."""
+        with self._lock:
+            self._stopping = True
+            last = self.last
+        if last is not None:
+            self.update(last)
+        elif self._task is not None:
+            self._progress.update(self._task, stage="stopping")
 
     def message(self, text: str, *, style: str = "yellow") -> None:
         """A line above the bar (or plain on stderr when the view is off)."""
