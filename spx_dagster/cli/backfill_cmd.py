@@ -200,28 +200,15 @@ def range_sessions(settings: Any, start_text: str, end_text: str) -> list[dt.dat
 
 
 def estimate_document(settings: Any, count: int) -> dict:
-    """Time and size to process ``count`` sessions, from the published ones."""
-    from spx_dagster.core.history import PublishedFact, estimate
-    from spx_dagster.core.storage import published_sessions
+    """Time and size to process ``count`` sessions (``core/estimates``, as gaps says)."""
+    from spx_dagster.core.estimates import estimate_sessions
     from spx_dagster.defs.instance_config import thetadata_pool_limit
 
-    facts = [
-        PublishedFact(s.session, s.status, s.rows, s.bytes, s.quality, s.seconds)
-        for s in published_sessions(Path(settings.storage.output_dir)).values()
-    ]
     lanes = thetadata_pool_limit(
         settings.thetadata.subscription_tier, settings.effective_concurrency
     )
-    guess = estimate(count, facts, concurrency=lanes)
-    return {
-        "sessions": count,
-        "seconds": round(guess.seconds, 1),
-        "bytes": guess.bytes,
-        "seconds_per_session": round(guess.seconds_per_session, 1),
-        "bytes_per_session": guess.bytes_per_session,
-        "parallel_sessions": lanes,
-        "basis": guess.basis,
-    }
+    output_dir = Path(settings.storage.output_dir)
+    return estimate_sessions(output_dir, count, pool_limit=lanes).to_dict()
 
 
 def describe_estimate(estimate: dict) -> str:

@@ -57,7 +57,8 @@ def gap_analysis(
 ) -> dict:
     """The gap document (what --json prints and --export writes)."""
     from spx_dagster.core.calendar import now_et
-    from spx_dagster.core.history import estimate, find_gaps
+    from spx_dagster.core.estimates import estimate_sessions
+    from spx_dagster.core.history import find_gaps
     from spx_dagster.core.storage.disk import free_bytes
     from spx_dagster.defs.instance_config import thetadata_pool_limit
     from spx_dagster.defs.session_state import session_snapshot
@@ -75,8 +76,8 @@ def gap_analysis(
     lanes = thetadata_pool_limit(
         settings.thetadata.subscription_tier, settings.effective_concurrency
     )
-    guess = estimate(len(to_fill), snapshot.published_facts.values(), concurrency=lanes)
     output_dir = Path(settings.storage.output_dir)
+    guess = estimate_sessions(output_dir, len(to_fill), pool_limit=lanes)
     free = free_bytes(output_dir)
     counts = Counter(g.kind.value for g in gaps)
     no_data = sum(1 for r in snapshot.records.values() if r.state.value == "no_data")
@@ -88,13 +89,7 @@ def gap_analysis(
         "by_kind": {kind.value: counts.get(kind.value, 0) for kind in GapKind},
         "no_data_sessions": no_data,
         "estimate": {
-            "sessions": guess.sessions,
-            "seconds": round(guess.seconds, 1),
-            "bytes": guess.bytes,
-            "seconds_per_session": round(guess.seconds_per_session, 1),
-            "bytes_per_session": guess.bytes_per_session,
-            "parallel_sessions": lanes,
-            "basis": guess.basis,
+            **guess.to_dict(),
             "free_bytes": free,
             "fits": guess.bytes + settings.storage.min_free_gb * 1e9 <= free,
         },

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from spx_dagster.core.estimates import GapEstimate, estimate  # noqa: F401 (one estimator)
 from spx_dagster.core.failure_categories import NOT_ATTEMPTS, FailureCategory
 
 
@@ -218,16 +218,6 @@ class Gap:
         return d
 
 
-@dataclass
-class GapEstimate:
-    sessions: int
-    seconds: float
-    bytes: int
-    seconds_per_session: float
-    bytes_per_session: int
-    basis: str  # "history" (median of published sessions) or "default"
-
-
 _KIND_WEIGHT = {
     GapKind.CORRUPT: 40.0,  # data exists but is wrong: worst for a backtest
     GapKind.FAILED: 25.0,
@@ -310,31 +300,6 @@ def find_gaps(
         )
     gaps.sort(key=lambda g: (-g.priority, g.session))
     return gaps
-
-
-DEFAULT_SECONDS_PER_SESSION = 180.0
-DEFAULT_BYTES_PER_SESSION = 400_000_000
-
-
-def estimate(
-    gap_count: int, published: Iterable[PublishedFact], *, concurrency: int = 1
-) -> GapEstimate:
-    """Time and size to fill ``gap_count`` sessions, from the median of published sessions."""
-    facts = [f for f in published if f.status == "complete"]
-    secs = [f.seconds for f in facts if f.seconds]
-    sizes = [f.bytes for f in facts if f.bytes]
-    per_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
-    per_b = int(statistics.median(sizes)) if sizes else DEFAULT_BYTES_PER_SESSION
-    basis = "history" if secs and sizes else "default"
-    lanes = max(1, concurrency)
-    return GapEstimate(
-        sessions=gap_count,
-        seconds=per_s * gap_count / lanes,
-        bytes=per_b * gap_count,
-        seconds_per_session=per_s,
-        bytes_per_session=per_b,
-        basis=basis,
-    )
 
 
 # --- retries -------------------------------------------------------------------------------
