@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from spx_dagster.cli.exit_codes import INTERRUPTED
+
 # command name -> "module:attribute"; the order is the order of `spx-data --help`.
 COMMANDS: dict[str, str] = {
     "config": "spx_dagster.cli.config_cmd:config",
@@ -67,6 +69,16 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context) -> object:
+        # A Ctrl-C no command handles itself (while importing, opening the instance, waiting for
+        # the terminal) is one line and the contract's exit 130, not click's "Aborted!" and 1.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(err=True)  # ends the line of the terminal's ^C echo
+            click.echo("interrupted (Ctrl-C)", err=True)
+            ctx.exit(INTERRUPTED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUMMARIES.get(name, "")) for name in COMMANDS]

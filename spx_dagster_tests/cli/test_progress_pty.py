@@ -24,6 +24,7 @@ import termios
 import time
 from pathlib import Path
 
+from spx_dagster.core.thetadata.vendor import HEALTH_PATHS
 from spx_dagster.simulator import FaultRule
 
 SESSION = dt.date(2024, 11, 6)
@@ -151,9 +152,28 @@ def test_ctrl_c_in_a_terminal_prints_one_line_and_exits_130(pipeline_home, tiny_
     assert "resumes" in lines[0]
 
 
+def test_ctrl_c_before_the_run_starts_exits_130_with_one_line(pipeline_home, tiny_simulator):
+    # The terminal answers 571 (starting) to every readiness probe: process waits, saying so.
+    tiny_simulator.add_fault(FaultRule(kind="status", status=571, path=HEALTH_PATHS["v3"]))
+    env = {**os.environ, "SPX_DATA_THETADATA__TIMEOUT_S": "600"}
+    terminal = Terminal([SPX_DATA, "process", SESSION.isoformat()], env)
+    waiting = terminal.read_until(lambda out: b"waiting for ThetaTerminal" in out)
+    assert waiting, terminal.text()
+    before = len(terminal.output)
+    os.write(terminal.master, b"\x03")
+    code = terminal.finish()
+    after = _plain(terminal.output[before:].decode("utf-8", "replace"))
+
+    assert code == 130, terminal.text()
+    assert "Traceback" not in after and "KeyboardInterrupt" not in after, after
+    assert "Aborted!" not in after
+    lines = [line for line in re.split(r"[\r\n]+", after) if line.strip() and line != "^C"]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), lines
+
+
 def _bar_line(line: str) -> bool:
     """Whether ``line`` is one of the bar's: its first (the session) or its second (rates)."""
-    return line.startswith(SESSION.isoformat()) or "rows/min" in line
+    return line.startswith(SESSION.isoformat()) or "MB/min" in line
 
 
 def _plain(text: str) -> str:
