@@ -14,11 +14,12 @@ from spx_dagster.cli.read_options import (
     parse_range_or_fail,
     storage_or_fail,
 )
+from spx_dagster.core.units import human_count, human_rows_per_min
 
 HELP = """Show processing performance: throughput, duration and memory, with trends and alerts.
 
 \b
-One line per processed session (records/min, MB/min, duration, peak memory, retries), taken from
+One line per processed session (rows/min, MB/min, duration, peak memory, retries), taken from
 what each run recorded in Dagster (or from the manifest for sessions published outside Dagster).
 Trends compare the last N processed sessions with the N before them (--window, default 10);
 alerts flag throughput down more than 30 %, sessions taking 50 % longer, retries or memory up,
@@ -89,7 +90,7 @@ def perf(
             "rows",
             "size",
             "duration",
-            "records/min",
+            "rows/min",
             "MB/min",
             "peak MB",
             "retries",
@@ -101,7 +102,7 @@ def perf(
                 f"{s.rows:,}",
                 human_bytes(s.bytes),
                 human_seconds(s.seconds),
-                f"{s.records_per_min:,.0f}" if s.records_per_min else "-",
+                human_count(s.records_per_min) if s.records_per_min else "-",
                 f"{s.mb_per_min:,.2f}" if s.mb_per_min else "-",
                 f"{s.peak_rss_mb:,.0f}" if s.peak_rss_mb else "-",
                 "-" if s.retries is None else s.retries,
@@ -135,7 +136,7 @@ def perf(
     med = report.summaries["records_per_min"].median
     say(
         f"{len(report.samples)} session(s), {report.total_rows:,} rows, "
-        f"{human_bytes(report.total_bytes)}; median {med or 0:,.0f} records/min"
+        f"{human_bytes(report.total_bytes)}; median {human_rows_per_min(med or 0)}"
     )
     for line in report.notes:
         note(line)

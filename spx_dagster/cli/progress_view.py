@@ -24,6 +24,11 @@ from rich.text import Text
 
 from spx_dagster.cli.output import PIPE_WIDTH, stderr_console
 from spx_dagster.core.progress import ProgressSnapshot
+from spx_dagster.core.units import (  # noqa: F401 (human_count: the commands import it here)
+    human_bytes,
+    human_count,
+    human_rows_per_min,
+)
 
 STAGE_NAMES = {
     "starting": "starting",
@@ -47,21 +52,6 @@ def human_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def human_count(value: float) -> str:
-    """``950`` / ``12.3k`` / ``4.56M``."""
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    return f"{value:.0f}"
-
-
-def human_bytes(value: float) -> str:
-    for limit, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f} {suffix}"
-    return f"{value:.0f} B"
-
-
 def progress_console() -> Console:
     """stderr; wide enough for the whole bar when stderr is a file or a pipe."""
     console = stderr_console()
@@ -79,7 +69,7 @@ def snapshot_fields(snapshot: ProgressSnapshot | dict) -> dict[str, str]:
         "stage": STAGE_NAMES.get(str(snap.get("stage")), str(snap.get("stage"))),
         "counts": f"{done:>5}/{total:<5} {percent}" if total else f"{'':>11} {percent}",
         "current": str(snap.get("current") or ""),
-        "rows_per_min": f"{human_count(float(snap.get('rows_per_min') or 0))} rows/min",
+        "rows_per_min": human_rows_per_min(float(snap.get("rows_per_min") or 0)),
         "mb_per_min": f"{float(snap.get('mb_per_min') or 0):.1f} MB/min",
         "memory": f"mem {human_bytes(float(snap.get('rss_bytes') or 0))}",
         "eta": f"ETA {human_duration(snap.get('eta_s'))}",

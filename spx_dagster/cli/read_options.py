@@ -15,6 +15,7 @@ import click
 
 from spx_dagster.cli import exit_codes
 from spx_dagster.cli.output import fail
+from spx_dagster.core.units import human_bytes  # noqa: F401 (the listing commands use it)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,14 +86,6 @@ def parse_range_or_fail(
     return start, end
 
 
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def human_seconds(seconds: float | None) -> str:

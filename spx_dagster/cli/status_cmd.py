@@ -23,6 +23,7 @@ from spx_dagster.cli.read_options import (
     imports_done,
     load_settings_or_fail,
 )
+from spx_dagster.core.units import human_count
 
 HELP = """Show the health of spx-data and what it is doing.
 
@@ -424,7 +425,7 @@ def render(document: dict) -> Group:
                         p.get("stage", "-"),
                         p.get("current") or "",
                         done if p else "-",
-                        f"{p['rows_per_min']:,.0f}" if p.get("rows_per_min") else "-",
+                        human_count(p["rows_per_min"]) if p.get("rows_per_min") else "-",
                         f"{p['mb_per_min']:,.1f}" if p.get("mb_per_min") else "-",
                         human_bytes(p.get("rss_bytes")) if p.get("rss_bytes") else "-",
                         human_seconds(p.get("eta_s")) if p.get("eta_s") else "-",

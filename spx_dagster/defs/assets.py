@@ -77,8 +77,8 @@ def _reporter(context: dg.AssetExecutionContext) -> ProgressReporter:
 
 
 def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # ru_maxrss is in KiB on Linux; MB are decimal (core/units).
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1)
 
 
 def _worker() -> str:

@@ -47,7 +47,7 @@ def test_perf_range_and_table(history) -> None:  # noqa: F811
     assert [s["session"] for s in document["history"]] == ["2024-11-05", "2024-11-06"]
     result = invoke("perf")
     assert result.exit_code == 0
-    assert "records/min" in result.stdout and COMPLETE[0].isoformat() in result.stdout
+    assert "rows/min" in result.stdout and COMPLETE[0].isoformat() in result.stdout
     assert "3 session(s)" in result.stdout
 
 

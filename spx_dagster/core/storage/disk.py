@@ -2,8 +2,7 @@
 
 A refusal names what else occupies the short filesystem that spx-data can free: the temp stages
 unpublished sessions left behind (which sessions, how large) and the command that deletes them.
-Sizes are written in decimal units (kB, MB, GB: powers of 1000) by ``human_bytes``, the one
-formatter every command uses.
+Sizes are written by ``core/units.human_bytes`` (decimal units), as in every command.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage.cleanup import TempStage, remove_command, session_temp_stages
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.thetadata.vendor import INTERVALS
+from spx_dagster.core.units import human_bytes
 
 DEFAULT_MIN_FREE_GB = 1.0
 GB = 1_000_000_000
@@ -88,17 +88,6 @@ class InsufficientDiskSpace(OSError):
             message + "Free some space, move storage.output_dir / storage.temp_dir to a larger "
             "disk, or lower storage.min_free_gb."
         )
-
-
-def human_bytes(n: float | None) -> str:
-    """``n`` bytes in decimal units: ``512 B``, ``10.7 MB``, ``1.2 GB`` ("-" for None)."""
-    if n is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def disk_full(error: BaseException) -> bool:
