@@ -43,3 +43,29 @@ def test_process_gives_up_after_the_budget_with_exit_3(pipeline_home, tiny_simul
     assert "did not become ready within 1s" in result.stderr
     assert "waiting for ThetaTerminal" in result.stderr
     assert load_manifest(pipeline_home.output_dir, SESSION) is None
+
+
+def test_process_waits_for_a_reconnecting_terminal(pipeline_home, tiny_simulator):
+    reconnecting = code_named("DISCONNECTED")
+    assert STATUS_CODES[reconnecting].behaviour is Behaviour.WAIT_UPSTREAM
+    tiny_simulator.add_fault(
+        FaultRule(kind="status", status=reconnecting, path=STATUS_PATH, times=2)
+    )
+    result = CliRunner().invoke(cli, ["process", SESSION.isoformat()], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("waiting for ThetaTerminal") == 2
+    assert f"answered {reconnecting}" in result.stderr
+    assert load_manifest(pipeline_home.output_dir, SESSION) is not None
+
+
+def test_a_probe_answer_that_will_not_fix_itself_is_not_waited_for(pipeline_home, tiny_simulator):
+    """THETADATA.md says fail at once for these (here: two terminals on one account)."""
+    two_terminals = code_named("INVALID_SESSION_ID")
+    assert STATUS_CODES[two_terminals].behaviour is Behaviour.FAIL
+    tiny_simulator.add_fault(FaultRule(kind="status", status=two_terminals, path=STATUS_PATH))
+    result = CliRunner().invoke(cli, ["process", SESSION.isoformat()], catch_exceptions=False)
+    assert result.exit_code == 3
+    assert "waiting for ThetaTerminal" not in result.stderr
+    assert f"{two_terminals} INVALID_SESSION_ID" in result.stderr
+    assert STATUS_CODES[two_terminals].advice in result.stderr  # not "check the URL"
+    assert load_manifest(pipeline_home.output_dir, SESSION) is None

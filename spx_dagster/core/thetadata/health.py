@@ -155,6 +155,16 @@ def probe_terminal(
                 f"(spx-data config set thetadata.api_version {other})",
                 latency_ms,
             )
+    vendor = STATUS_CODES.get(code)
+    if vendor is not None and vendor.advice:
+        # A documented answer that will not fix itself: its own advice, not "check the URL".
+        return Health(
+            HealthState.ERROR,
+            url,
+            f"the terminal at {base} answered {code} {vendor.name} ({vendor.meaning}): "
+            f"{vendor.advice}",
+            latency_ms,
+        )
     return Health(
         HealthState.ERROR,
         url,
