@@ -4,7 +4,9 @@
 ``BackfillProgressView`` is fed by polling the instance for a backfill's runs and the progress
 files that run workers write under ``$SPX_DATA_HOME/progress``. Both draw with rich on stderr so
 stdout stays clean for results and ``--json``; on a non-terminal stderr rich draws only the final
-state, so logs and test captures get one line rather than an animation.
+state, so logs and test captures get one line rather than an animation. While a session runs in
+this process its view owns the terminal (``StdioDiversion``): Dagster's compute-log capture would
+otherwise hide the terminal from rich for the whole run.
 """
 
 from __future__ import annotations
