@@ -339,7 +339,8 @@ class ThetaDataSettings(_Section):
     )
     timeout_s: float = setting(
         60.0,
-        "Seconds to wait for a response's next bytes before retrying the request.",
+        "Seconds to wait for a response's next bytes before retrying the request; also how "
+        "long a terminal that is starting, busy or reconnecting is waited for before exit 3.",
         example="60",
         kind="seconds",
         gt=0.0,
