@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import requests
+import tenacity
 
 from spx_dagster.core.thetadata.errors import TerminalUnreachable
 from spx_dagster.core.thetadata.vendor import (
@@ -185,22 +186,33 @@ def wait_until_ready(
     """Probe until the terminal is ready, or not expected to become ready, or ``budget_s`` ends.
 
     A busy or reconnecting answer is probed again with exponential backoff (from 0.25 s up to
-    ``backoff_max_s``); ``on_wait(health, pause_s, remaining_s)`` is told before each pause, so a
-    user sees what is waited for. Returns the last verdict: still ``waiting`` when the budget ran
-    out.
+    ``backoff_max_s``, never past the budget); ``on_wait(health, pause_s, remaining_s)`` is told
+    before each pause, so a user sees what is waited for. Returns the last verdict: still
+    ``waiting`` when the budget ran out.
     """
     deadline = time.monotonic() + budget_s
-    pause = min(0.25, backoff_max_s)
-    while True:
-        health = probe()
-        remaining = deadline - time.monotonic()
-        if not health.waiting or remaining <= 0:
-            return health
-        wait = min(pause, remaining)
+    backoff = tenacity.wait_exponential(multiplier=0.25, max=backoff_max_s)
+
+    def remaining_s() -> float:
+        return deadline - time.monotonic()
+
+    def pause_s(state: tenacity.RetryCallState) -> float:
+        return max(0.0, min(backoff(state), remaining_s()))
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
         if on_wait is not None:
-            on_wait(health, wait, remaining)
-        sleep(wait)
-        pause = min(pause * 2, backoff_max_s)
+            pause = state.next_action.sleep if state.next_action else 0.0
+            on_wait(state.outcome.result(), pause, remaining_s())
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda health: health.waiting),
+        stop=lambda state: remaining_s() <= 0,
+        wait=pause_s,
+        before_sleep=before_sleep,
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(probe)
 
 
 # The built-in simulator names itself in the Server header of every answer (a real ThetaTerminal
