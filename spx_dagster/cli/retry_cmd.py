@@ -18,6 +18,7 @@ import click
 from spx_dagster.cli import exit_codes
 from spx_dagster.cli.output import emit_json, fail, json_option, note, print_table, say, warn
 from spx_dagster.cli.read_options import load_settings_or_fail
+from spx_dagster.cli.read_options import storage_or_fail as readable_storage_or_fail
 
 HELP = """Re-run failed sessions with a strategy chosen from the original failure.
 
@@ -181,6 +182,7 @@ def retry(
             exit_codes.USAGE,
         )
     settings = load_settings_or_fail()
+    readable_storage_or_fail(settings)  # the plan reads published sessions
     days = _dates_or_fail(dates, settings)
     instance = open_instance(settings)
     plan = plan_retries(instance, settings, days, force=force)

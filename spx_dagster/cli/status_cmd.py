@@ -154,7 +154,12 @@ def _disk(settings: Any, published: dict) -> Check:
         f"{human_bytes(p['free_bytes'])} free at {p['path']}" for p in places.values()
     )
     summary = f"{free_text} (min {settings.storage.min_free_gb:g} GB)"
-    if level == ERROR:
+    from spx_dagster.core.config.storage_access import storage_error_message, storage_problems
+
+    unusable = storage_problems(settings, writing=False)
+    if unusable:  # the sentence every other command exits 2 with
+        level, summary = ERROR, storage_error_message(unusable)
+    elif level == ERROR:
         summary += ": below storage.min_free_gb, runs will refuse to start; free space"
     elif level == WARNING:
         summary += f": less than one more session (~{human_bytes(need)}) above the minimum"

@@ -4,6 +4,8 @@ missing while `process` and `verify` exited 2)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -18,6 +20,7 @@ COMMANDS = {
     "perf": ["perf"],
     "fill-gaps": ["fill-gaps", "--from", "2024-11-04", "--to", SESSION, "--dry-run"],
     "backfill": ["backfill", "2024-11-04", SESSION, "--dry-run"],
+    "retry": ["retry", "--all-failed", "--dry-run"],
 }
 
 
@@ -40,6 +43,11 @@ def test_an_output_dir_that_is_a_file_is_the_same_error_for_every_command(
         assert "storage.output_dir" in stderr and str(output_dir) in stderr, (name, stderr)
         assert "SPX_DATA_STORAGE__OUTPUT_DIR" in stderr, (name, stderr)  # where it came from
     assert len({stderr for _, stderr in answers.values()}) == 1, answers
+    # `status` diagnoses rather than refuses: its storage check says the same sentence.
+    (stderr,) = {stderr for _, stderr in answers.values()}
+    status = CliRunner().invoke(cli, ["status", "--json"], catch_exceptions=False)
+    disk = json.loads(status.stdout)["checks"]["disk"]
+    assert disk["level"] == "error" and disk["summary"] in stderr, (disk, stderr)
 
 
 def test_an_output_dir_not_created_yet_is_a_fresh_install_not_an_error(pipeline_home):
