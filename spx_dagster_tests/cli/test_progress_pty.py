@@ -32,6 +32,12 @@ SPX_DATA = str(Path(sys.executable).with_name("spx-data"))
 COLUMNS, ROWS = 80, 24
 # A percentage as the bar prints it ("  37.5%").
 PERCENT = re.compile(rb"(\d{1,3}\.\d)%")
+# Run in the new session: make the pty its controlling terminal (Ctrl-C then reaches the
+# foreground process group), then become the command. No preexec_fn: the test process has threads.
+TAKE_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 class Terminal:
@@ -43,14 +49,12 @@ class Terminal:
         self.master = master
         self.output = b""
         self.process = subprocess.Popen(
-            args,
+            [sys.executable, "-c", TAKE_TERMINAL, *args],
             env=env,
             stdin=slave,
             stdout=slave,
             stderr=slave,
             start_new_session=True,
-            # The pty becomes the controlling terminal: Ctrl-C then reaches the foreground group.
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
         )
         os.close(slave)
 
