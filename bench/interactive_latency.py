@@ -49,26 +49,18 @@ QUICK = Size(300, 2)
 def seed_history(published: int) -> dict:
     """Seed this process's home (from the environment) with ``published`` sessions + catalog."""
     import duckdb
-    import pyarrow.parquet as pq
 
     from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.catalog import refresh_catalog
     from spx_dagster.core.config import load_settings
     from spx_dagster.core.config.home import catalog_path
-    from spx_dagster.core.datasets import SCHEMAS
-    from spx_dagster.core.storage import load_manifest
     from spx_dagster_tests.defs.synthetic_history import build_history
 
     settings = load_settings()
     output_dir = Path(settings.storage.output_dir)
     history = build_history(open_instance(settings), output_dir, published=published)
-    # The catalog's views need at least one real file per dataset to bind to: give the newest
-    # session empty files of the right schema (the others' files do not exist).
-    for entry_name, entry in load_manifest(output_dir, history.published[-1]).datasets.items():
-        for file in entry.files:
-            path = output_dir / file.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(SCHEMAS[entry_name].empty_table(), path)
+    # Every listed file is an empty parquet file of its dataset (build_history): the catalog's
+    # views bind to them and listings see every session intact.
     with duckdb.connect(str(catalog_path(settings))) as connection:
         stats = refresh_catalog(connection, output_dir)
     return {

@@ -10,14 +10,19 @@ nothing here may be verified.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spx_dagster.core import calendar
+from spx_dagster.core.datasets import SCHEMAS
 from spx_dagster.core.storage import (
     DatasetEntry,
     Durations,
@@ -80,16 +85,30 @@ def synthetic_manifest(day: dt.date, index: int) -> Manifest:
     )
 
 
-def publish_synthetic(output_dir: Path, manifest: Manifest) -> None:
-    """Write ``manifest`` and a sparse placeholder of the listed size for each file it lists, so
-    listings (which stat every listed file) see the session as intact; checksums do not match,
-    which only ``verify`` reads."""
-    for entry in manifest.files:
-        path = output_dir / entry.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.truncate(entry.bytes)
+@functools.cache
+def _empty_parquet(dataset: str) -> bytes:
+    """A valid parquet file of ``dataset``'s schema with no rows (DuckDB views bind to it)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(SCHEMAS[dataset].empty_table(), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def publish_synthetic(output_dir: Path, manifest: Manifest) -> Manifest:
+    """Write ``manifest`` and, for each file it lists, an empty parquet file of the dataset's
+    schema, recording that file's real size: listings (which stat every listed file) see the
+    session intact and the catalog's views can read every file; checksums do not match, which
+    only ``verify`` reads. Returns the manifest as written."""
+    for name, entry in manifest.datasets.items():
+        blob = _empty_parquet(name)
+        files = []
+        for file in entry.files:
+            path = output_dir / file.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+            files.append(dataclasses.replace(file, bytes=len(blob)))
+        entry.files = files
     write_manifest(output_dir, manifest)
+    return manifest
 
 
 def _record_run(instance: dg.DagsterInstance, day: dt.date, *, failed_with: str | None = None):
