@@ -142,7 +142,7 @@ def run_with_progress(
         except KeyboardInterrupt:
             # The bar says it is stopping; the one line that says how it ended comes after it.
             run.request_stop()
-            view.stopping()
+            view.stopping(runner.STOPPABLE_STAGES)
         while True:
             try:
                 return run.wait()
@@ -206,17 +206,42 @@ def describe_failure(outcome: Any) -> str:
 
 
 def refresh_catalog_or_warn(instance: Any, *, trigger: str = TRIGGER) -> Any:
-    """Refresh the catalog in process; a failure is a warning (the data is published)."""
-    from spx_dagster.cli import runner
+    """Refresh the catalog in process; a failure is a warning (the data is published).
 
-    outcome = runner.refresh_catalog(instance, tags=runner.run_tags(trigger=trigger))
-    if not outcome.ok:
+    A Ctrl-C meanwhile lets the refresh finish and sets ``outcome.interrupted``; the caller says
+    so (``interrupted_after_publish``). Dagster's helper processes get no terminal to print on.
+    """
+    from spx_dagster.cli import runner
+    from spx_dagster.cli.progress_view import StdioDiversion
+
+    diversion = StdioDiversion()
+    diversion.start()
+    try:
+        outcome = runner.refresh_catalog(instance, tags=runner.run_tags(trigger=trigger))
+    finally:
+        diversion.restore()
+    if not outcome.ok and not outcome.interrupted:
         warn(
             f"the catalog was not refreshed ({outcome.error}); the session is published. "
             "Retry with `dagster asset materialize -m spx_dagster.definitions --select spx/catalog`"
             " or let the spx_catalog_refresh sensor do it (spx-data serve)"
         )
     return outcome
+
+
+CATALOG_ADVICE = (
+    "`dagster asset materialize -m spx_dagster.definitions --select spx/catalog`, or the "
+    "spx_catalog_refresh sensor (spx-data serve)"
+)
+
+
+def interrupted_after_publish(session: dt.date, run_id: str, catalog: Any | None) -> str:
+    """The one line of a Ctrl-C that came after the session was published."""
+    if catalog is not None and catalog.ok:
+        after = "the catalog was refreshed too"
+    else:
+        after = f"the catalog was not refreshed: {CATALOG_ADVICE} does it"
+    return f"interrupted: {session} was published before Ctrl-C took effect (run {run_id}); {after}"
 
 
 @click.command("process", help=HELP)
@@ -262,10 +287,13 @@ def process(date: str, force: bool, as_json: bool) -> None:
     if outcome.status == runner.INTERRUPTED:
         if as_json:
             emit_json(document)
-        stderr_console().print(
-            f"interrupted: {session} stopped (run {outcome.run_id}, category interrupted); "
-            f"staged answers are kept: `spx-data process {session}` resumes from them"
-        )
+        if outcome.manifest is not None:
+            stderr_console().print(interrupted_after_publish(session, outcome.run_id, None))
+        else:
+            stderr_console().print(
+                f"interrupted: {session} stopped (run {outcome.run_id}, category interrupted); "
+                f"staged answers are kept: `spx-data process {session}` resumes from them"
+            )
         sys.exit(exit_codes.INTERRUPTED)
     if not outcome.ok:
         if as_json:
@@ -273,6 +301,11 @@ def process(date: str, force: bool, as_json: bool) -> None:
         fail(describe_failure(outcome), exit_codes.WORK_FAILED)
     catalog = refresh_catalog_or_warn(instance)
     document["catalog"] = {"refreshed": catalog.ok, "sessions": catalog.sessions}
+    if catalog.interrupted:
+        if as_json:
+            emit_json({**document, "interrupted": True})
+        stderr_console().print(interrupted_after_publish(session, outcome.run_id, catalog))
+        sys.exit(exit_codes.INTERRUPTED)
     if as_json:
         emit_json(document)
         return

@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TextIO
 
 from rich.console import Console, Group
@@ -154,7 +154,7 @@ class SessionProgressView:
         self._lock = threading.Lock()
         self._rates: dict[str, str] = {}
         self._details = ""
-        self._stopping = False
+        self._stopping: Collection[str] = ()  # stages a requested stop still ends
         self._progress = self._new_progress()
         self._task: TaskID | None = None
         self._live: Live | None = None
@@ -202,14 +202,16 @@ class SessionProgressView:
         """Draw the last state and give the terminal back (idempotent)."""
         with self._lock:
             live, self._live = self._live, None
-        if live is not None:
-            live.refresh()
-            live.__exit__(None, None, None)
-            if not self.console.is_terminal:
-                self.console.line()
-        self._diversion.restore()
-        if self._own_console:
-            self.console = progress_console()
+        try:
+            if live is not None:
+                live.refresh()
+                live.__exit__(None, None, None)
+                if not self.console.is_terminal:
+                    self.console.line()
+        finally:  # even when a Ctrl-C lands here, what follows must reach the terminal
+            self._diversion.restore()
+            if self._own_console:
+                self.console = progress_console()
 
     def _render(self) -> Group:
         return Group(self._progress.get_renderable(), Text(self._details, no_wrap=True))
@@ -229,17 +231,18 @@ class SessionProgressView:
             if snapshot.stage == "fetch":
                 self._rates = {k: fields[k] for k in ("rows_per_min", "mb_per_min")}
             fields.update(self._rates)
-            if self._stopping:
+            if snapshot.stage in self._stopping:
                 fields.update(stage="stopping", current="Ctrl-C again abandons the run now")
             self._details = self._details_line(fields)
             self._progress.update(
                 self._task, total=snapshot.total or None, completed=snapshot.done, **fields
             )
 
-    def stopping(self) -> None:
-        """Show that a stop was asked: the bar reads ``stopping`` until the run ends."""
+    def stopping(self, stages: Collection[str]) -> None:
+        """Show that a stop was asked: the bar reads ``stopping`` while the run is in one of
+        ``stages`` (those the stop ends); past them the run finishes and the bar says so."""
         with self._lock:
-            self._stopping = True
+            self._stopping = frozenset(stages)
             last = self.last
         if last is not None:
             self.update(last)

@@ -339,10 +339,46 @@ class CatalogOutcome:
     sessions: int | None
     files: int | None
     error: str | None = None
+    interrupted: bool = False  # Ctrl-C came while it ran (it was let finish)
 
 
 def refresh_catalog(instance: dg.DagsterInstance, *, tags: Mapping[str, str]) -> CatalogOutcome:
-    """Materialize ``spx/catalog`` in process (its pool keeps it the only DuckDB writer)."""
+    """Materialize ``spx/catalog`` in process (its pool keeps it the only DuckDB writer).
+
+    It runs on a worker thread, as a session's run does, so that a Ctrl-C reaches this thread
+    and not Dagster (which would record it as a failure with no message). The refresh takes a
+    moment and rewrites the catalog in one transaction, so it is let finish; ``interrupted`` says a
+    Ctrl-C came meanwhile.
+    """
+    done = threading.Event()
+    result: list[CatalogOutcome] = []
+    errors: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            result.append(_refresh_catalog(instance, tags=tags))
+        except BaseException as error:  # surfaced to the main thread below
+            errors.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=execute, name="catalog-refresh", daemon=True).start()
+    interrupted = False
+    while True:
+        try:
+            while not done.wait(0.2):
+                pass
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if errors:
+        raise errors[0]
+    outcome = result[0]
+    outcome.interrupted = interrupted
+    return outcome
+
+
+def _refresh_catalog(instance: dg.DagsterInstance, *, tags: Mapping[str, str]) -> CatalogOutcome:
     job = load_definitions().resolve_job_def(CATALOG_JOB)
     result = job.execute_in_process(
         run_config=QUIET_RUN_CONFIG,
