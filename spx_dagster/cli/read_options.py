@@ -86,8 +86,6 @@ def parse_range_or_fail(
     return start, end
 
 
-
-
 def human_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
