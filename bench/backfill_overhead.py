@@ -74,7 +74,7 @@ def _sessions(count: int) -> list[dt.date]:
 def _start_daemon(home: Path, env: dict[str, str], log: Path):
     import dagster as dg
 
-    from spx_dagster.cli import runner
+    from spx_dagster.ops import backfills
 
     # Create every SQLite database of the instance before the daemon and the CLI open it: two
     # processes creating the schedule database at once can leave it with two alembic heads.
@@ -89,7 +89,7 @@ def _start_daemon(home: Path, env: dict[str, str], log: Path):
             stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + DAEMON_START_TIMEOUT_S
-    while not runner.daemon_running(instance):
+    while not backfills.daemon_running(instance):
         if process.poll() is not None or time.monotonic() > deadline:
             _stop(process)
             raise RuntimeError(f"dagster-daemon did not start:\n{log.read_text()[-3000:]}")

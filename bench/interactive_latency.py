@@ -50,10 +50,10 @@ def seed_history(published: int) -> dict:
     """Seed this process's home (from the environment) with ``published`` sessions + catalog."""
     import duckdb
 
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.catalog import refresh_catalog
     from spx_dagster.core.config import load_settings
     from spx_dagster.core.config.home import catalog_path
+    from spx_dagster.ops.instance import open_instance
     from spx_dagster_tests.defs.synthetic_history import build_history
 
     settings = load_settings()

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from spx_dagster.cli import exit_codes
+from spx_dagster.cli.backfill_plans import describe_estimate, estimate_document, warn_without_daemon
 from spx_dagster.cli.output import (
     emit_json,
     fail,
@@ -91,36 +92,20 @@ def backfill() -> None:
 # ---------------------------------------------------------------------------------------------
 # Shared pieces (fill-gaps and retry use them too)
 # ---------------------------------------------------------------------------------------------
-def warn_without_daemon(instance: Any) -> bool:
-    """Warn when no daemon heartbeats on the instance; True when one runs."""
-    from spx_dagster.cli import runner
-    from spx_dagster.core.config.home import dagster_home
-
-    if runner.daemon_running(instance):
-        return True
-    warn(
-        f"no dagster-daemon is running on this instance (DAGSTER_HOME={dagster_home()}): the "
-        "backfill is recorded but nothing runs it until one starts. Start the web UI and the "
-        "daemon with `spx-data serve` (or only the daemon: `dagster-daemon run -m "
-        "spx_dagster.definitions`) with the same SPX_DATA_HOME."
-    )
-    return False
-
-
 def wait_for_backfill(instance: Any, backfill_id: str, *, show: bool = True) -> Any:
     """Follow a backfill until it ends; return its final ``BackfillProgress``.
 
     Ctrl-C stops following (exit 130); the backfill carries on in the daemon.
     """
-    from spx_dagster.cli import runner
     from spx_dagster.cli.progress_view import BackfillProgressView
     from spx_dagster.core.progress import read_progress
     from spx_dagster.defs.assets import progress_dir
+    from spx_dagster.ops import backfills
 
     try:
         with BackfillProgressView(backfill_id, enabled=show) as view:
             while True:
-                progress = runner.backfill_progress(instance, backfill_id)
+                progress = backfills.backfill_progress(instance, backfill_id)
                 running_days = {d.isoformat() for d in progress.running}
                 snaps = [
                     s
@@ -199,32 +184,6 @@ def range_sessions(settings: Any, start_text: str, end_text: str) -> list[dt.dat
     return sessions
 
 
-def estimate_document(settings: Any, count: int) -> dict:
-    """Time and size to process ``count`` sessions (``core/estimates``, as gaps says)."""
-    from spx_dagster.core.estimates import estimate_sessions
-    from spx_dagster.defs.instance_config import thetadata_pool_limit
-
-    lanes = thetadata_pool_limit(
-        settings.thetadata.subscription_tier, settings.effective_concurrency
-    )
-    output_dir = Path(settings.storage.output_dir)
-    return estimate_sessions(output_dir, count, pool_limit=lanes).to_dict()
-
-
-def describe_estimate(estimate: dict) -> str:
-    from spx_dagster.cli.progress_view import human_bytes, human_duration
-
-    basis = "history" if estimate["basis"] == "history" else "defaults (no history yet)"
-    return (
-        f"about {human_duration(estimate['seconds'])} and {human_bytes(estimate['bytes'])} for "
-        f"{estimate['sessions']} session(s) ({estimate['parallel_sessions']} in parallel; "
-        f"estimated from {basis})"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# backfill START END
-# ---------------------------------------------------------------------------------------------
 @backfill.command("run", help="Submit a backfill of START..END (same as `backfill START END`).")
 @click.argument("start")
 @click.argument("end")
@@ -249,10 +208,10 @@ def run_command(
     force: bool,
     as_json: bool,
 ) -> None:
-    from spx_dagster.cli import runner
-    from spx_dagster.cli.instance import open_instance
-    from spx_dagster.cli.process_cmd import terminal_or_fail
+    from spx_dagster.cli.session_running import terminal_or_fail
     from spx_dagster.core.storage import published_sessions
+    from spx_dagster.ops import backfills, runs
+    from spx_dagster.ops.instance import open_instance
 
     settings = load_settings_or_fail()
     storage_or_fail(settings)
@@ -284,7 +243,7 @@ def run_command(
         return
     instance = open_instance(settings)
     if concurrency is not None:
-        _, concurrency_note = runner.concurrency_tag(instance, concurrency)
+        _, concurrency_note = backfills.concurrency_tag(instance, concurrency)
         if concurrency_note:
             warn(concurrency_note)
     if dry_run:
@@ -306,10 +265,10 @@ def run_command(
     storage_or_fail(settings, writing=True)
     terminal_or_fail(settings)
     daemon = warn_without_daemon(instance)
-    backfill_id = runner.submit_backfill(
+    backfill_id = backfills.submit_backfill(
         instance,
         todo,
-        tags=runner.run_tags(trigger=TRIGGER, forced=force),
+        tags=runs.run_tags(trigger=TRIGGER, forced=force),
         title=f"spx-data backfill {todo[0]}..{todo[-1]}",
         description=f"{len(todo)} session(s) submitted by `spx-data backfill`",
         concurrency=concurrency,
@@ -334,16 +293,16 @@ def run_command(
 # list / status / pause / resume
 # ---------------------------------------------------------------------------------------------
 def _instance() -> Any:
-    from spx_dagster.cli.instance import open_instance
+    from spx_dagster.ops.instance import open_instance
 
     return open_instance(load_settings_or_fail())
 
 
 def _progress_or_fail(instance: Any, backfill_id: str) -> Any:
-    from spx_dagster.cli import runner
+    from spx_dagster.ops import backfills
 
     try:
-        return runner.backfill_progress(instance, backfill_id)
+        return backfills.backfill_progress(instance, backfill_id)
     except KeyError:
         fail(
             f"there is no backfill {backfill_id!r} on this instance; "
@@ -363,12 +322,12 @@ def _created(timestamp: float) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @json_option
 def list_command(limit: int, as_json: bool) -> None:
-    from spx_dagster.cli import runner
+    from spx_dagster.ops import backfills
 
     instance = _instance()
     rows = [
-        runner.backfill_progress(instance, b.backfill_id)
-        for b in runner.list_backfills(instance, limit=limit)
+        backfills.backfill_progress(instance, b.backfill_id)
+        for b in backfills.list_backfills(instance, limit=limit)
     ]
     if as_json:
         emit_json({"backfills": [p.to_dict() for p in rows]})
@@ -437,11 +396,11 @@ def status_command(backfill_id: str, wait: bool, as_json: bool) -> None:
 @click.argument("backfill_id")
 @json_option
 def pause_command(backfill_id: str, as_json: bool) -> None:
-    from spx_dagster.cli import runner
+    from spx_dagster.ops import backfills
 
     instance = _instance()
     before = _progress_or_fail(instance, backfill_id)
-    backfill_ = runner.pause_backfill(instance, backfill_id)
+    backfill_ = backfills.pause_backfill(instance, backfill_id)
     document = {
         "backfill_id": backfill_id,
         "status": backfill_.status.value,
@@ -472,12 +431,12 @@ def pause_command(backfill_id: str, as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Follow the new backfill until it ends.")
 @json_option
 def resume_command(backfill_id: str, wait: bool, as_json: bool) -> None:
-    from spx_dagster.cli import runner
+    from spx_dagster.ops import backfills
 
     instance = _instance()
     _progress_or_fail(instance, backfill_id)
     try:
-        new_id, remaining = runner.resume_backfill(instance, backfill_id)
+        new_id, remaining = backfills.resume_backfill(instance, backfill_id)
     except RuntimeError as error:
         fail(str(error), exit_codes.USAGE)
     document = {

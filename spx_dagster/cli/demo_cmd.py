@@ -152,19 +152,19 @@ def demo(home: Path | None, session_count: int, max_dte: int, chain: str, keep: 
 
 
 def _run_demo(home: Path, session_count: int, started: float) -> int:
-    from spx_dagster.cli import runner
-    from spx_dagster.cli.instance import open_instance
-    from spx_dagster.cli.process_cmd import (
+    from spx_dagster.cli.progress_view import human_bytes, human_duration
+    from spx_dagster.cli.read_options import load_settings_or_fail
+    from spx_dagster.cli.session_running import (
         completed_report,
         describe_failure,
         refresh_catalog_or_warn,
         run_with_progress,
     )
-    from spx_dagster.cli.progress_view import human_bytes, human_duration
-    from spx_dagster.cli.read_options import load_settings_or_fail
     from spx_dagster.core import calendar
     from spx_dagster.core.config.home import catalog_path, dagster_home
     from spx_dagster.core.storage import load_manifest, verify_session
+    from spx_dagster.ops import runs
+    from spx_dagster.ops.instance import open_instance
 
     settings = load_settings_or_fail()
     output_dir = Path(settings.storage.output_dir)
@@ -180,9 +180,9 @@ def _run_demo(home: Path, session_count: int, started: float) -> int:
             outcome = None
         else:
             outcome = run_with_progress(
-                instance, session, settings=settings, tags=runner.run_tags(trigger=TRIGGER)
+                instance, session, settings=settings, tags=runs.run_tags(trigger=TRIGGER)
             )
-            if outcome.status == runner.INTERRUPTED:
+            if outcome.status == runs.INTERRUPTED:
                 say(f"demo interrupted during {session}; its home is {home}")
                 return exit_codes.INTERRUPTED
             if not outcome.ok:

@@ -43,11 +43,11 @@ Examples:
 @json_option
 def errors(from_text: str | None, to_text: str | None, limit: int, as_json: bool) -> None:
     start, end = parse_range_or_fail(from_text, to_text)
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.error_report import error_report
     from spx_dagster.core.history import SessionState
     from spx_dagster.defs.run_history import failure_messages
     from spx_dagster.defs.session_state import session_snapshot
+    from spx_dagster.ops.instance import open_instance
 
     settings = load_settings_or_fail()
     imports_done()

@@ -50,7 +50,7 @@ def plan_fill(
     instance: Any, settings: Any, start: dt.date | None, end: dt.date | None, *, batch_size: int
 ) -> dict:
     """The plan: batches of gap sessions in priority order, what is left out and why, estimates."""
-    from spx_dagster.cli.backfill_cmd import estimate_document
+    from spx_dagster.cli.backfill_plans import estimate_document
     from spx_dagster.core.calendar import now_et
     from spx_dagster.core.failure_categories import FailureCategory
     from spx_dagster.core.history import GapKind, decide_retry, find_gaps
@@ -113,7 +113,7 @@ def plan_fill(
 
 
 def _print_plan(plan: dict, *, submitted: dict[int, str] | None = None) -> None:
-    from spx_dagster.cli.backfill_cmd import describe_estimate
+    from spx_dagster.cli.backfill_plans import describe_estimate
     from spx_dagster.cli.progress_view import human_bytes, human_duration
 
     span = f"{plan['from']}..{plan['to']}"
@@ -174,10 +174,10 @@ def fill_gaps(
     concurrency: int | None,
     as_json: bool,
 ) -> None:
-    from spx_dagster.cli import runner
-    from spx_dagster.cli.backfill_cmd import warn_without_daemon
-    from spx_dagster.cli.instance import open_instance
-    from spx_dagster.cli.process_cmd import terminal_or_fail
+    from spx_dagster.cli.backfill_plans import warn_without_daemon
+    from spx_dagster.cli.session_running import terminal_or_fail
+    from spx_dagster.ops import backfills, runs
+    from spx_dagster.ops.instance import open_instance
 
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
@@ -196,7 +196,7 @@ def fill_gaps(
     storage_or_fail(settings, writing=True)
     terminal_or_fail(settings)
     if concurrency is not None:
-        _, concurrency_note = runner.concurrency_tag(instance, concurrency)
+        _, concurrency_note = backfills.concurrency_tag(instance, concurrency)
         if concurrency_note:
             warn(concurrency_note)
     warn_without_daemon(instance)
@@ -204,10 +204,10 @@ def fill_gaps(
     for batch in plan["batches"]:
         sessions = [dt.date.fromisoformat(d) for d in batch["sessions"]]
         kinds = ", ".join(sorted(batch["by_kind"]))
-        submitted[batch["batch"]] = runner.submit_backfill(
+        submitted[batch["batch"]] = backfills.submit_backfill(
             instance,
             sessions,
-            tags=runner.run_tags(trigger=TRIGGER),
+            tags=runs.run_tags(trigger=TRIGGER),
             title=f"spx-data fill-gaps batch {batch['batch']}/{len(plan['batches'])} ({kinds})",
             description=f"{len(sessions)} gap session(s) of {plan['from']}..{plan['to']}",
             concurrency=concurrency,

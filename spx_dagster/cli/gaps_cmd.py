@@ -157,8 +157,8 @@ def gaps(
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
     storage_or_fail(settings)
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.defs import session_state  # noqa: F401  (imported before imports_done)
+    from spx_dagster.ops.instance import open_instance
 
     imports_done()
     document = gap_analysis(open_instance(), settings, start, end, include_no_data=include_no_data)

@@ -53,8 +53,8 @@ def list_sessions(
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
     storage_or_fail(settings)
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.defs.session_state import session_snapshot
+    from spx_dagster.ops.instance import open_instance
 
     imports_done()
     instance = open_instance()

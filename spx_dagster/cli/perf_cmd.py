@@ -61,9 +61,9 @@ def perf(
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
     storage_or_fail(settings)
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.perf_report import perf_report
     from spx_dagster.defs.run_history import perf_samples
+    from spx_dagster.ops.instance import open_instance
 
     imports_done()
     samples = perf_samples(

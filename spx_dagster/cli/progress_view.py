@@ -284,7 +284,7 @@ class BackfillProgressView:
             self._live = None
 
     def update(self, progress, running: Iterable[dict] = ()) -> None:
-        """Redraw from a ``runner.BackfillProgress`` and the progress files of its runs."""
+        """Redraw from a ``backfills.BackfillProgress`` and the progress files of its runs."""
         if self._live is None:
             return
         self._live.update(render_backfill(progress, running), refresh=True)

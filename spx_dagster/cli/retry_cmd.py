@@ -53,7 +53,7 @@ STRATEGY_OVERRIDES: dict[str, dict[str, str]] = {
 
 
 def _dates_or_fail(texts: tuple[str, ...], settings: Any) -> list[dt.date]:
-    from spx_dagster.cli.process_cmd import session_or_fail
+    from spx_dagster.cli.session_running import session_or_fail
 
     return sorted({session_or_fail(text, settings) for text in texts})
 
@@ -157,9 +157,7 @@ def retry(
     as_backfill: bool,
     as_json: bool,
 ) -> None:
-    from spx_dagster.cli import runner
-    from spx_dagster.cli.instance import open_instance
-    from spx_dagster.cli.process_cmd import (
+    from spx_dagster.cli.session_running import (
         describe_failure,
         describe_success,
         refresh_catalog_or_warn,
@@ -167,6 +165,8 @@ def retry(
         storage_or_fail,
         terminal_or_fail,
     )
+    from spx_dagster.ops import backfills, runs
+    from spx_dagster.ops.instance import open_instance
 
     if not dates and not all_failed:
         fail(
@@ -214,15 +214,15 @@ def retry(
         storage_or_fail(settings)
     terminal_or_fail(settings)
     if as_backfill:
-        from spx_dagster.cli.backfill_cmd import warn_without_daemon
+        from spx_dagster.cli.backfill_plans import warn_without_daemon
 
         if any(p["overrides"] for p in allowed):
             warn("strategy settings (e.g. concurrency 1 after throttling) apply only in process")
         warn_without_daemon(instance)
-        backfill_id = runner.submit_backfill(
+        backfill_id = backfills.submit_backfill(
             instance,
             [dt.date.fromisoformat(p["session"]) for p in allowed],
-            tags=runner.run_tags(trigger=TRIGGER, forced=force),
+            tags=runs.run_tags(trigger=TRIGGER, forced=force),
             title=f"spx-data retry of {len(allowed)} session(s)",
         )
         document["backfill_id"] = backfill_id
@@ -242,12 +242,12 @@ def retry(
             instance,
             session,
             settings=settings,
-            tags=runner.run_tags(trigger=TRIGGER, forced=force),
+            tags=runs.run_tags(trigger=TRIGGER, forced=force),
             env_overrides=entry["overrides"] or None,
         )
         entry["result"] = outcome.to_dict()
         results.append(outcome)
-        if outcome.status == runner.INTERRUPTED:
+        if outcome.status == runs.INTERRUPTED:
             if as_json:
                 emit_json(document)
             say(f"interrupted during {session}; the remaining sessions were not retried")

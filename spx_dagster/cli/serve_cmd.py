@@ -162,8 +162,8 @@ def supervise(process: subprocess.Popen, url: str, stop: _StopRequest) -> int:
     help="Address the web UI listens on (0.0.0.0: every interface).",
 )
 def serve(port: int, host: str) -> None:
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.config import ConfigError, load_settings
+    from spx_dagster.ops.instance import open_instance
 
     try:
         settings = load_settings()

@@ -463,7 +463,7 @@ def render(document: dict) -> Group:
 @json_option
 def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
     settings = load_settings_or_fail()
-    from spx_dagster.cli.instance import open_instance
+    from spx_dagster.ops.instance import open_instance
 
     imports_done()
     instance = open_instance()

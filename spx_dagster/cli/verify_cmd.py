@@ -99,9 +99,9 @@ def verify(
             fail(calendar.describe_non_session(day), exit_codes.USAGE)
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.core.storage import verify_all
     from spx_dagster.defs.session_state import new_verification_id, record_verification
+    from spx_dagster.ops.instance import open_instance
 
     # A mistyped output directory is a configuration error, not the loss of every session.
     storage_or_fail(settings)

@@ -12,8 +12,6 @@ import datetime as dt
 from collections.abc import Iterable
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from spx_dagster.core.failure_categories import FailureCategory
 from spx_dagster.core.history import RunFact
@@ -26,6 +24,11 @@ from spx_dagster.defs.constants import (
     PARQUET,
     PARTITION_TAG,
     SESSION_JOB,
+)
+from spx_dagster.defs.dagster_internals import (
+    AssetCheckExecutionRecordStatus,
+    BulkActionStatus,
+    PartitionBackfill,
 )
 from spx_dagster.defs.partitions import session_from_key, session_key
 

@@ -137,7 +137,7 @@ def _manifest_samples(
 
 def failure_messages(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> dict[str, str]:
     """The first step or run failure message of each run (for runs that carry no error tag)."""
-    from dagster._core.events import DagsterEventType
+    from spx_dagster.defs.dagster_internals import DagsterEventType
 
     wanted = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
     out: dict[str, str] = {}

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
 from spx_dagster.core import calendar
 from spx_dagster.core.failure_categories import FailureCategory
@@ -51,6 +49,7 @@ from spx_dagster.defs.constants import (
     PARQUET,
     TRIGGER_TAG,
 )
+from spx_dagster.defs.dagster_internals import BulkActionsFilter, BulkActionStatus, DagsterEventType
 from spx_dagster.defs.instance_queries import corrupt_sessions, run_facts
 from spx_dagster.defs.jobs import session_job
 from spx_dagster.defs.partitions import SESSIONS, session_key

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.event_log.base import PartitionKeyFilter
 
 from spx_dagster.core import calendar
 from spx_dagster.core.history import (
@@ -38,6 +37,12 @@ from spx_dagster.core.history import (
 )
 from spx_dagster.core.storage import ManifestSummary, published_sessions
 from spx_dagster.defs.constants import CHECKSUM_CHECK, PARQUET
+from spx_dagster.defs.dagster_internals import (
+    AssetCheckEvaluationTargetMaterializationData,
+    DagsterEvent,
+    DagsterEventType,
+    PartitionKeyFilter,
+)
 from spx_dagster.defs.instance_queries import (
     corrupt_sessions,
     pending_backfill_sessions,
@@ -206,8 +211,6 @@ def record_verification(
     if not _has_runless_evaluation(instance, key):
         instance.report_runless_asset_event(evaluation)
     else:
-        from dagster._core.events import DagsterEvent, DagsterEventType
-
         instance.report_dagster_event(
             DagsterEvent(
                 event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION.value,
@@ -220,9 +223,6 @@ def record_verification(
 
 
 def _target_data(storage_id: int, run_id: str, timestamp: float):
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-        AssetCheckEvaluationTargetMaterializationData,
-    )
 
     return AssetCheckEvaluationTargetMaterializationData(
         storage_id=storage_id, run_id=run_id, timestamp=timestamp

@@ -53,8 +53,8 @@ def invoke(*args: str) -> Result:
 
 def run_session(day: dt.date) -> dg.ExecuteInProcessResult:
     """Run the session job for ``day`` on the instance at ``DAGSTER_HOME``."""
-    from spx_dagster.cli.instance import open_instance
     from spx_dagster.definitions import defs
+    from spx_dagster.ops.instance import open_instance
 
     job = defs.resolve_job_def(SESSION_JOB)
     return job.execute_in_process(

@@ -13,12 +13,12 @@ import sys
 import threading
 import time
 
-from spx_dagster.cli import runner
-from spx_dagster.cli.instance import open_instance
+from spx_dagster.ops import runs
+from spx_dagster.ops.instance import open_instance
 
 
 def test_ctrl_c_during_the_catalog_refresh_lets_it_finish_and_says_so(pipeline_home, monkeypatch):
-    real = runner.load_definitions
+    real = runs.load_definitions
 
     def definitions_then_ctrl_c():
         # What the user does while the refresh runs: a KeyboardInterrupt in the main thread,
@@ -29,14 +29,14 @@ def test_ctrl_c_during_the_catalog_refresh_lets_it_finish_and_says_so(pipeline_h
         _thread.interrupt_main()
         return real()
 
-    monkeypatch.setattr(runner, "load_definitions", definitions_then_ctrl_c)
-    outcome = runner.refresh_catalog(open_instance(), tags=runner.run_tags(trigger="cli"))
+    monkeypatch.setattr(runs, "load_definitions", definitions_then_ctrl_c)
+    outcome = runs.refresh_catalog(open_instance(), tags=runs.run_tags(trigger="cli"))
 
     assert getattr(outcome, "interrupted", False), outcome
     assert outcome.ok, outcome.error
-    from spx_dagster.cli.process_cmd import interrupted_after_publish
+    from spx_dagster.cli.session_running import interrupted_after_publish
 
-    line = interrupted_after_publish(runner.dt.date(2024, 11, 6), "run-1", outcome)
+    line = interrupted_after_publish(runs.dt.date(2024, 11, 6), "run-1", outcome)
     assert line.startswith("interrupted: 2024-11-06 was published") and "refreshed too" in line
 
 

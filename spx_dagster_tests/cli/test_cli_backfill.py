@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.tags import PARENT_BACKFILL_ID_TAG
 
-from spx_dagster.cli import runner
-from spx_dagster.cli.instance import open_instance
 from spx_dagster.cli.main import cli
 from spx_dagster.defs.constants import FORCED_TAG, TRIGGER_TAG
 from spx_dagster.defs.instance_config import BACKFILL_RUN_LIMIT
+from spx_dagster.ops import backfills
+from spx_dagster.ops.instance import open_instance
 
 # 2024-11-04..2024-11-08 is a full trading week; 2024-11-02/03 a weekend.
 WEEK = ["2024-11-04", "2024-11-05", "2024-11-06", "2024-11-07", "2024-11-08"]
@@ -66,7 +66,7 @@ def test_submit_without_daemon_warns_then_pause_and_resume(pipeline_home):
     backfill = instance.get_backfill(backfill_id)
     assert backfill.status == BulkActionStatus.REQUESTED
     assert backfill.tags[TRIGGER_TAG] == "cli" and FORCED_TAG not in backfill.tags
-    assert [d.isoformat() for d in runner.backfill_sessions(backfill)] == WEEK[:3]
+    assert [d.isoformat() for d in backfills.backfill_sessions(backfill)] == WEEK[:3]
 
     listed = json.loads(invoke("backfill", "list", "--json").stdout)["backfills"]
     assert [b["backfill_id"] for b in listed] == [backfill_id]
@@ -98,14 +98,14 @@ def test_status_of_an_unknown_backfill_is_a_usage_error(pipeline_home):
 
 def test_concurrency_without_a_rule_for_it_says_so(pipeline_home):
     instance = open_instance()
-    key, message = runner.concurrency_tag(instance, 2)
-    rules = {r.get("key") for r in runner._tag_rules(instance)}
+    key, message = backfills.concurrency_tag(instance, 2)
+    rules = {r.get("key") for r in backfills._tag_rules(instance)}
     if "spx/backfill_runs_2" in rules:
         assert key == "spx/backfill_runs_2" and message == ""
     else:
         assert key is None and "spx/backfill_runs_2" in message
-    assert runner.concurrency_tag(instance, 9)[0] is None
-    assert f"at most {BACKFILL_RUN_LIMIT} runs" in runner.concurrency_tag(instance, 9)[1]
+    assert backfills.concurrency_tag(instance, 9)[0] is None
+    assert f"at most {BACKFILL_RUN_LIMIT} runs" in backfills.concurrency_tag(instance, 9)[1]
 
 
 def test_dates_of_the_plan_are_sessions(pipeline_home):

@@ -20,21 +20,21 @@ import pytest
 from click.testing import CliRunner
 from dagster._core.execution.backfill import BulkActionStatus
 
-from spx_dagster.cli import runner
 from spx_dagster.cli.main import cli
 from spx_dagster.core import calendar
 from spx_dagster.core.storage import load_manifest
 from spx_dagster.defs.constants import BACKFILL_TAG
 from spx_dagster.defs.instance_config import render_instance_yaml
+from spx_dagster.ops import backfills
 from spx_dagster.simulator import FaultRule
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 
 DAEMON = str(Path(sys.executable).with_name("dagster-daemon"))
-# Per-backfill run limits for `--concurrency N` (see runner.BACKFILL_RUNS_TAG_PREFIX), added to
+# Per-backfill run limits for `--concurrency N` (see backfills.BACKFILL_RUNS_TAG_PREFIX), added to
 # the instance's dagster.yaml when the rendered one does not have them yet.
 CONCURRENCY_RULES = "".join(
-    f"      - key: {runner.BACKFILL_RUNS_TAG_PREFIX}{n}\n"
+    f"      - key: {backfills.BACKFILL_RUNS_TAG_PREFIX}{n}\n"
     f"        limit: {n}\n"
     "        value:\n"
     "          applyLimitPerUniqueValue: true\n"
@@ -48,7 +48,7 @@ def invoke(*args: str):
 
 def _instance_yaml() -> str:
     text = render_instance_yaml()
-    if runner.BACKFILL_RUNS_TAG_PREFIX in text:
+    if backfills.BACKFILL_RUNS_TAG_PREFIX in text:
         return text
     anchor = "    tag_concurrency_limits:\n"
     assert anchor in text
@@ -68,10 +68,10 @@ def daemon(pipeline_home, tmp_path):
     )
     instance = dg.DagsterInstance.get()
     deadline = time.monotonic() + 90
-    while not runner.daemon_running(instance) and time.monotonic() < deadline:
+    while not backfills.daemon_running(instance) and time.monotonic() < deadline:
         assert process.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
         time.sleep(0.5)
-    assert runner.daemon_running(instance), (tmp_path / "daemon.log").read_text()[-3000:]
+    assert backfills.daemon_running(instance), (tmp_path / "daemon.log").read_text()[-3000:]
     yield instance
     process.send_signal(signal.SIGINT)
     try:
@@ -147,7 +147,7 @@ def test_pause_cancels_what_waits_and_resume_finishes_the_rest(
     submitted = invoke("backfill", sessions[0], sessions[-1], "--concurrency", "1", "--json")
     assert submitted.exit_code == 0, submitted.output
     backfill_id = json.loads(submitted.stdout)["backfill_id"]
-    assert instance.get_backfill(backfill_id).tags[f"{runner.BACKFILL_RUNS_TAG_PREFIX}1"]
+    assert instance.get_backfill(backfill_id).tags[f"{backfills.BACKFILL_RUNS_TAG_PREFIX}1"]
 
     def runs():
         return [

@@ -8,9 +8,9 @@ import json
 import dagster as dg
 from click.testing import CliRunner
 
-from spx_dagster.cli import runner
 from spx_dagster.cli.main import cli
 from spx_dagster.defs.constants import TRIGGER_TAG
+from spx_dagster.ops import backfills
 from spx_dagster.simulator import FaultRule
 
 RANGE = ("--from", "2024-11-04", "--to", "2024-11-08")
@@ -52,8 +52,8 @@ def test_plan_then_submit_prioritised_batches(pipeline_home, tiny_simulator):
     for batch in batches:
         backfill = instance.get_backfill(batch["backfill_id"])
         assert backfill.tags[TRIGGER_TAG] == "fill_gaps"
-        assert backfill.tags[runner.PRIORITY_TAG] == str(batch["priority"])
-        got = [d.isoformat() for d in runner.backfill_sessions(backfill)]
+        assert backfill.tags[backfills.PRIORITY_TAG] == str(batch["priority"])
+        got = [d.isoformat() for d in backfills.backfill_sessions(backfill)]
         assert got == sorted(batch["sessions"])
 
     # Until those backfills end, their sessions are in progress: not gaps, not planned again.

@@ -8,11 +8,11 @@ import json
 import dagster as dg
 from click.testing import CliRunner
 
-from spx_dagster.cli import runner
-from spx_dagster.cli.instance import open_instance
 from spx_dagster.cli.main import cli
 from spx_dagster.core.storage import load_manifest
 from spx_dagster.defs.constants import ERROR_CATEGORY_TAG, FORCED_TAG, SESSION_JOB, TRIGGER_TAG
+from spx_dagster.ops import runs
+from spx_dagster.ops.instance import open_instance
 from spx_dagster.simulator import FaultRule
 
 SESSION = dt.date(2024, 11, 7)
@@ -69,10 +69,10 @@ def test_retry_refuses_past_max_attempts_until_forced(pipeline_home, tiny_simula
 
 def test_an_interrupted_session_is_retried_by_resuming(pipeline_home):
     instance = open_instance()
-    run = runner.SessionRun(
+    run = runs.SessionRun(
         instance=instance,
         session=SESSION,
-        tags=runner.run_tags(trigger="cli"),
+        tags=runs.run_tags(trigger="cli"),
         output_dir=pipeline_home.output_dir,
     )
     run.request_stop()  # stops at the first progress point, as a Ctrl-C would

@@ -141,7 +141,7 @@ def test_three_thousand_sessions_are_classified_by_every_read_command(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from spx_dagster.cli.instance import open_instance
+    from spx_dagster.ops.instance import open_instance
 
     instance = open_instance()
     settings = load_settings()

@@ -14,13 +14,13 @@ import dagster as dg
 from click.testing import CliRunner
 from dagster._core.execution.backfill import BulkActionStatus
 
-from spx_dagster.cli import runner
-from spx_dagster.cli.instance import open_instance
 from spx_dagster.cli.main import cli
 from spx_dagster.core.config import load_settings
 from spx_dagster.core.history import SessionState
 from spx_dagster.defs.constants import PARTITION_TAG, SESSION_JOB
 from spx_dagster.defs.session_state import session_snapshot
+from spx_dagster.ops import backfills
+from spx_dagster.ops.instance import open_instance
 from spx_dagster_tests.defs.synthetic_history import publish_synthetic, synthetic_manifest
 
 MON, TUE, WED = (dt.date(2024, 3, d) for d in (11, 12, 13))
@@ -78,13 +78,13 @@ def test_paused_sessions_are_canceled_and_a_resumed_backfill_shows_them_running(
     errors = json.loads(invoke("errors", "--json").stdout)
     assert errors["failures"] == 0 and errors["unresolved_sessions"] == []
 
-    runner.submit_backfill(instance, [MON, TUE], tags={}, title="resume of a paused backfill")
+    backfills.submit_backfill(instance, [MON, TUE], tags={}, title="resume of a paused backfill")
     assert listed_states() == {MON.isoformat(): "in_progress", TUE.isoformat(): "in_progress"}
 
 
 def test_backfill_status_stops_its_clock_when_the_backfill_ends(pipeline_home):
     instance = open_instance()
-    backfill_id = runner.submit_backfill(instance, [MON], tags={}, title="one session")
+    backfill_id = backfills.submit_backfill(instance, [MON], tags={}, title="one session")
     backfill = instance.get_backfill(backfill_id)
     ended = backfill.backfill_timestamp + 42.0
     instance.update_backfill(
