@@ -60,7 +60,7 @@ def test_cli_commands_do_not_import_each_other():
 def test_the_instance_services_live_in_ops_and_the_simulator_not_in_the_cli():
     assert not (PACKAGE / "cli" / "runner.py").exists()
     assert not (PACKAGE / "cli" / "instance.py").exists()
-    for name in ("runs.py", "backfills.py", "instance.py"):
+    for name in ("runs.py", "backfills.py", "instance.py", "status.py"):
         assert (PACKAGE / "ops" / name).exists()
     for path in modules("ops"):
         assert not {m for m in imports_of(path) if m.startswith("spx_dagster.cli")}, path

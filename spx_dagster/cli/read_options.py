@@ -15,7 +15,7 @@ import click
 
 from spx_dagster.cli import exit_codes
 from spx_dagster.cli.output import fail
-from spx_dagster.core.units import human_bytes  # noqa: F401 (the listing commands use it)
+from spx_dagster.core.units import human_bytes, human_seconds  # noqa: F401 (commands use them)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,22 +84,6 @@ def parse_range_or_fail(
             exit_codes.USAGE,
         )
     return start, end
-
-
-def human_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def human_time(stamp: float | dt.datetime | None) -> str:

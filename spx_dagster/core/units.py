@@ -33,3 +33,20 @@ def human_count(value: float | None) -> str:
 def human_rows_per_min(value: float | None) -> str:
     """``6.58M rows/min`` (``0 rows/min`` before the first rows); ``-`` for unknown."""
     return "-" if value is None else f"{human_count(value)} rows/min"
+
+
+def human_seconds(seconds: float | None) -> str:
+    """A duration for people: ``42.0 s``, ``3 min 05 s``, ``2 h 10 min``, ``3 d 4 h``."""
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
