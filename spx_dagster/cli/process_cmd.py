@@ -15,7 +15,7 @@ import click
 
 from spx_dagster.cli import exit_codes
 from spx_dagster.cli.output import emit_json, fail, json_option, note, say, stderr_console
-from spx_dagster.cli.read_options import load_settings_or_fail
+from spx_dagster.cli.read_options import load_settings_or_fail, storage_or_fail
 from spx_dagster.cli.session_running import (
     TRIGGER,
     completed_report,
@@ -25,7 +25,6 @@ from spx_dagster.cli.session_running import (
     refresh_catalog_or_warn,
     run_with_progress,
     session_or_fail,
-    storage_or_fail,
     terminal_or_fail,
 )
 
@@ -70,7 +69,9 @@ def process(date: str, force: bool, as_json: bool) -> None:
 
     settings = load_settings_or_fail()
     session = session_or_fail(date, settings)
-    storage_or_fail(settings)
+    # Checked before anything is fetched: a bad directory is a configuration error, not a
+    # failed publish after the whole session was downloaded.
+    storage_or_fail(settings, writing=True)
     document: dict[str, Any] = {"session": session.isoformat(), "forced": force}
     instance = open_instance(settings)  # also ends the runs of CLI processes that died
     if not force:

@@ -17,8 +17,7 @@ import click
 
 from spx_dagster.cli import exit_codes
 from spx_dagster.cli.output import emit_json, fail, json_option, note, print_table, say, warn
-from spx_dagster.cli.read_options import load_settings_or_fail
-from spx_dagster.cli.read_options import storage_or_fail as readable_storage_or_fail
+from spx_dagster.cli.read_options import load_settings_or_fail, storage_or_fail
 
 HELP = """Re-run failed sessions with a strategy chosen from the original failure.
 
@@ -162,7 +161,6 @@ def retry(
         describe_success,
         refresh_catalog_or_warn,
         run_with_progress,
-        storage_or_fail,
         terminal_or_fail,
     )
     from spx_dagster.ops import backfills, runs
@@ -182,7 +180,7 @@ def retry(
             exit_codes.USAGE,
         )
     settings = load_settings_or_fail()
-    readable_storage_or_fail(settings)  # the plan reads published sessions
+    storage_or_fail(settings)  # the plan reads published sessions
     days = _dates_or_fail(dates, settings)
     instance = open_instance(settings)
     plan = plan_retries(instance, settings, days, force=force)
@@ -211,7 +209,7 @@ def retry(
     if not as_json:
         _print_plan(plan)
     if not as_backfill:  # the daemon's runs read their own settings
-        storage_or_fail(settings)
+        storage_or_fail(settings, writing=True)
     terminal_or_fail(settings)
     if as_backfill:
         from spx_dagster.cli.backfill_plans import warn_without_daemon

@@ -31,15 +31,6 @@ def session_or_fail(text: str, settings: Any) -> dt.date:
         fail(f"cannot process {text!r}: {error}", exit_codes.USAGE)
 
 
-def storage_or_fail(settings: Any) -> None:
-    """Exit 2 unless ``storage.output_dir`` and ``storage.temp_dir`` are writable directories
-    (or can be created): a bad one is a configuration error found before anything is fetched,
-    not a failed publish after the whole session was downloaded."""
-    from spx_dagster.cli.read_options import storage_or_fail as check_storage
-
-    check_storage(settings, writing=True)
-
-
 def terminal_or_fail(settings: Any) -> None:
     """Exit 3 (2 for a wrong api_version) unless a usable ThetaTerminal answers; a terminal that
     is starting, busy or reconnecting is waited for (up to thetadata.timeout_s), saying so."""

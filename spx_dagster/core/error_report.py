@@ -201,7 +201,8 @@ def _categories(entries: list[ErrorEntry]) -> list[CategoryPattern]:
     for entry in entries:
         grouped[entry.category].append(entry)
     patterns = []
-    for category, items in grouped.items():
+    for name, items in grouped.items():
+        category = FailureCategory.parse(name)
         sessions = {e.session for e in items}
         unresolved = {e.session for e in items if not e.resolved}
         patterns.append(
@@ -210,8 +211,8 @@ def _categories(entries: list[ErrorEntry]) -> list[CategoryPattern]:
                 count=len(items),
                 sessions=len(sessions),
                 unresolved_sessions=len(unresolved),
-                transient=FailureCategory.parse(category).transient,
-                advice=FailureCategory.parse(category).strategy,
+                transient=category.transient,
+                advice=category.strategy,
                 last_seen=max((e.when for e in items if e.when), default=None),
                 example=items[0].message,  # entries are newest first
             )

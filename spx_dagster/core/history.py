@@ -73,10 +73,13 @@ class RunFact:
         return self.status in {"FAILURE", "CANCELED"} and not self.refused
 
     @property
+    def before_close(self) -> bool:
+        """Refused because the session had not closed: says nothing about its data."""
+        return self.refused and self.error_category == FailureCategory.NOT_CLOSED
+
+    @property
     def canceled(self) -> bool:
-        return self.refused and FailureCategory.parse(self.error_category) is not (
-            FailureCategory.NOT_CLOSED
-        )
+        return self.refused and not self.before_close
 
     @property
     def duration_s(self) -> float | None:
@@ -129,15 +132,7 @@ def _started(run: RunFact) -> float:
 def _last_counted(day_runs: list[RunFact]) -> RunFact | None:
     """The newest finished run that says something about the session's data: a refusal because
     the session had not closed says nothing (the session is simply not processed yet)."""
-    for run in reversed(day_runs):
-        if run.in_progress:
-            continue
-        if FailureCategory.parse(run.error_category) is FailureCategory.NOT_CLOSED and (
-            run.status != "SUCCESS"
-        ):
-            continue
-        return run
-    return None
+    return next((r for r in reversed(day_runs) if not r.in_progress and not r.before_close), None)
 
 
 def session_records(

@@ -176,6 +176,10 @@ def check_space_for(cfg: PipelineSettings, chain: ListedChain | None = None) -> 
     history = recent_dataset_bytes(cfg.output_dir)
     if chain is None and not has_history(cfg.datasets, history):
         return 0
+    return _check_space(cfg, history, chain)
+
+
+def _check_space(cfg: PipelineSettings, history: list[dict], chain: ListedChain | None) -> int:
     contracts = chain.contract_count if chain is not None else None
     need = estimate_session_bytes(cfg.datasets, history, interval=cfg.interval, contracts=contracts)
     check_session_space(cfg.output_dir, cfg.temp_dir, need, cfg.min_free_gb)
@@ -271,8 +275,10 @@ def _fetch_session(
     disk_estimate = 0
     if plan is None:
         chain = list_chain(client, session, roots=cfg.roots, tier=cfg.tier, max_dte=cfg.max_dte)
-        if not has_history(cfg.datasets, recent_dataset_bytes(cfg.output_dir)):
-            disk_estimate = check_space_for(cfg, chain)  # before the plan file: nothing written
+        history = recent_dataset_bytes(cfg.output_dir)
+        if not has_history(cfg.datasets, history):
+            # From the listing, before the plan file: nothing is written yet.
+            disk_estimate = _check_space(cfg, history, chain)
         plan = make_plan(chain, datasets=cfg.datasets)
         _write_json(
             staging_dir(cfg.temp_dir, session) / PLAN_FILE,

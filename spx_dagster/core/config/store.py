@@ -284,11 +284,7 @@ class ConfigStore:
             ConfigError: ``value`` is not valid for ``key`` (nothing is written).
         """
         key_spec(key)
-        text = format_value(key, parse_value(key, value))
-        with self._connect(create=True) as conn:
-            assert conn is not None
-            with self._transaction(conn):
-                return self._write(conn, key, text, "set", source, who or current_user())
+        return self.set_many({key: value}, source=source, who=who)[key]
 
     def set_many(
         self, values: Mapping[str, Any], *, source: str = "api", who: str | None = None
