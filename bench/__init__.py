@@ -11,7 +11,8 @@ One module per benchmark, each with ``NAME`` and ``run(quick, shared) -> (figure
 - ``interactive_latency``: ``spx-data --help``, ``status`` and ``gaps`` with 3,000 published
   sessions since 2012.
 - ``backfill_overhead``: orchestration seconds per session of a backfill through the daemon.
-- ``compression``: parquet bytes published vs CSV bytes received.
+- ``compression``: parquet bytes published vs CSV bytes received, and the writer settings
+  (zstd level, per-column encodings, sort order, row groups) measured against each other.
 
 Shared machinery is in ``harness.py``; child processes enter through ``child.py``. Figures of the
 last full run and what limits them: ``bench/RESULTS.md``.

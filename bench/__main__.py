@@ -14,15 +14,17 @@ import traceback
 
 from bench.harness import CpuMeter, progress, result_line
 
-# Run order: compression reuses the byte counts of pipeline_throughput when both run.
 BENCHMARKS = (
     "pipeline_throughput",
     "terminal_schedule",
     "naive_baseline",
     "interactive_latency",
     "backfill_overhead",
+    "backfill_efficiency",
     "compression",
     "graph_session",
+    "reader_speed",
+    "quality_cost",
 )
 
 

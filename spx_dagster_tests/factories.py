@@ -168,6 +168,8 @@ def make_table(
             arrays.append(pa.array(ms, pa.int64()).cast(pa.timestamp("ms")).cast(field.type))
         elif name in columns:
             arrays.append(pa.array(columns[name]).cast(field.type))
+        elif name == "vega":  # never negative (greeks_bounds flags that); same draws as before
+            arrays.append(pa.array(np.abs(rng.normal(0.0, 1.0, n))).cast(field.type))
         else:  # the other greeks: small finite numbers; nothing checks their range
             arrays.append(pa.array(rng.normal(0.0, 1.0, n)).cast(field.type))
     return pa.Table.from_arrays(arrays, schema=spec.schema)

@@ -66,3 +66,15 @@ def test_the_instance_services_live_in_ops_and_the_simulator_not_in_the_cli():
         assert not {m for m in imports_of(path) if m.startswith("spx_dagster.cli")}, path
     for path in modules("simulator"):
         assert not {m for m in imports_of(path) if m.startswith("spx_dagster.cli")}, path
+
+
+def test_the_reader_never_imports_dagster_defs_ops_or_the_cli():
+    forbidden = ("dagster", "spx_dagster.defs", "spx_dagster.ops", "spx_dagster.cli")
+    offenders = {
+        str(p.relative_to(PACKAGE)): sorted(
+            m for m in imports_of(p) if any(m == f or m.startswith(f + ".") for f in forbidden)
+        )
+        for p in modules("read")
+    }
+    assert modules("read"), "spx_dagster/read/ is the reader package"
+    assert {p: m for p, m in offenders.items() if m} == {}

@@ -73,20 +73,17 @@ def _configure(home: Path, values: dict[str, str]) -> None:
             fail(f"the demo could not set {key} = {value} in {home}: {error}", exit_codes.USAGE)
 
 
-def _try_query(catalog_file: Path) -> tuple[str, list[tuple] | None, str | None]:
-    """The catalog's example query, and its first rows when it runs here."""
-    from spx_dagster.core.catalog import example_query
+def _try_query(output_dir: Path) -> tuple[list[tuple] | None, str | None]:
+    """The first rows of the example query through the reader ``spx-data sql`` uses."""
+    from spx_dagster.core.catalog import EXAMPLE_QUERY
+    from spx_dagster.read import open_history
 
-    command = example_query(catalog_file)
-    sql = command.split('"', 1)[1].rsplit('"', 1)[0]
     try:
-        import duckdb
-
-        with duckdb.connect(str(catalog_file), read_only=True) as connection:
-            rows = connection.execute(sql).fetchmany(10)
-        return command, rows, None
+        with open_history(output_dir) as history:
+            table = history.sql(EXAMPLE_QUERY)
+        return list(zip(*(c.to_pylist() for c in table.columns), strict=True))[:10], None
     except Exception as error:  # the demo still shows the query; the error says why it failed
-        return command, None, str(error)
+        return None, str(error)
 
 
 @click.command("demo", help=HELP)
@@ -135,6 +132,8 @@ def demo(home: Path | None, session_count: int, max_dte: int, chain: str, keep: 
                 **DEMO_SETTINGS,
                 "thetadata.base_url": simulator.base_url,
                 "processing.max_dte": str(max_dte),
+                # The tiny chain lists Fridays and monthlies only: not the real listing rules.
+                **({"quality.listing_rules": "false"} if chain == "tiny" else {}),
             },
         )
         code = _run_demo(home, session_count, started)
@@ -215,14 +214,16 @@ def _run_demo(home: Path, session_count: int, started: float) -> int:
         no_wrap=["session"],
     )
     catalog_file = catalog_path(settings)
-    command, result, error = _try_query(catalog_file)
+    result, error = _try_query(output_dir)
     click.echo(f"done in {human_duration(time.monotonic() - started)}")
     click.echo(f"  data:      {output_dir}/<dataset>/date=YYYY-MM-DD/*.parquet")
     click.echo(f"  manifests: {output_dir}/_manifests/")
     click.echo(f"  catalog:   {catalog_file} ({catalog.sessions or 0} session(s))")
     click.echo(f"  dagster:   {dagster_home()}")
-    click.echo("query the data (DuckDB CLI, or duckdb in Python with the same SQL):")
-    click.echo(f"  {command}")
+    from spx_dagster.core.catalog import EXAMPLE_QUERY
+
+    click.echo("query the data (no DuckDB binary needed; the same SQL works in any DuckDB):")
+    click.echo(f'  SPX_DATA_HOME={home} spx-data sql "{EXAMPLE_QUERY}"')
     if result is not None:
         for row in result[:6]:
             click.echo("    " + "  ".join(str(v) for v in row))

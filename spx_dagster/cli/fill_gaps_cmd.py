@@ -32,8 +32,10 @@ the latest closed session) and submits the sessions worth re-running as Dagster 
 volatility). Batches are submitted together; a `dagster/priority` tag per batch makes the daemon
 launch the first batch's runs first. Left out, with the reason: failures that need a change
 before a retry can help (e.g. `permission`), sessions past retry.max_attempts (see `spx-data
-retry --force`), sessions in progress or in a backfill that has not ended, and sessions the
-vendor had no data for.
+retry --force`), sessions in progress or in a backfill that has not ended, sessions the
+vendor had no data for, and incomplete sessions (published with vendor holes, which the gap
+sensor revisits 1 and 7 days after their first publish) unless --include-incomplete asks to
+re-run them now (a full re-run whose publish replaces the session, like `retry --force`).
 
 \b
 Examples:
@@ -47,7 +49,13 @@ DEFAULT_BATCH_SIZE = 50
 
 
 def plan_fill(
-    instance: Any, settings: Any, start: dt.date | None, end: dt.date | None, *, batch_size: int
+    instance: Any,
+    settings: Any,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    batch_size: int,
+    include_incomplete: bool = False,
 ) -> dict:
     """The plan: batches of gap sessions in priority order, what is left out and why, estimates."""
     from spx_dagster.cli.backfill_plans import estimate_document
@@ -72,6 +80,12 @@ def plan_fill(
         reason = None
         if gap.session in queued:
             reason = f"already in backfill {queued[gap.session]}, which has not ended"
+        elif gap.kind is GapKind.INCOMPLETE and not include_incomplete:
+            when = f"next on {gap.next_revisit}" if gap.next_revisit else "no revisit left"
+            reason = (
+                f"published with vendor holes; the gap sensor revisits it ({when}); "
+                "--include-incomplete re-runs it now"
+            )
         elif not gap.retryable:
             category = FailureCategory.parse(gap.error_category)
             reason = f"the failure ({category}) will not fix itself: {category.strategy}"
@@ -161,6 +175,11 @@ def _print_plan(plan: dict, *, submitted: dict[int, str] | None = None) -> None:
     help="Sessions per backfill.",
 )
 @click.option(
+    "--include-incomplete",
+    is_flag=True,
+    help="Also re-run incomplete sessions (published with vendor holes) now.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(min=1),
     help="Runs of each backfill at once (see `spx-data backfill --help`).",
@@ -171,6 +190,7 @@ def fill_gaps(
     to_text: str | None,
     dry_run: bool,
     batch_size: int,
+    include_incomplete: bool,
     concurrency: int | None,
     as_json: bool,
 ) -> None:
@@ -183,7 +203,14 @@ def fill_gaps(
     settings = load_settings_or_fail()
     storage_or_fail(settings)
     instance = open_instance(settings)
-    plan = plan_fill(instance, settings, start, end, batch_size=batch_size)
+    plan = plan_fill(
+        instance,
+        settings,
+        start,
+        end,
+        batch_size=batch_size,
+        include_incomplete=include_incomplete,
+    )
     plan["dry_run"] = dry_run
     if dry_run or not plan["batches"]:
         if as_json:

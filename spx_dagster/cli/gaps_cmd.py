@@ -31,7 +31,10 @@ HELP = """Find missing, failed, corrupt and low-quality sessions, prioritised, w
 Every expected trading session (weekends and NYSE holidays excluded) that is not complete and
 trustworthy is a gap: never attempted, failed (with the last error's category), corrupt (files
 do not match their checksums, found by a run or `spx-data verify`), low quality (below
-quality.min_score) or, with --include-no-data, sessions the vendor had no data for. Gaps are
+quality.min_score), incomplete (published with vendor holes: no data for expirations it listed,
+or a coverage score below its threshold; the gap sensor revisits them 1 and 7 days after the
+first publish, and the table shows the next revisit's date) or, with --include-no-data,
+sessions the vendor had no data for. Gaps are
 ordered by priority: kind, recency, whether the failure is transient, and the day's market
 volatility when the manifest records it. Time and size estimates come from the median of the
 published sessions. --export writes the list as CSV or JSON, chosen by the file's extension.
@@ -43,12 +46,23 @@ Examples:
   spx-data gaps --from 2024-01-01 --to 2024-06-30 --json
 """
 
-CSV_COLUMNS = ["session", "kind", "priority", "error_category", "attempts", "retryable", "reasons"]
+CSV_COLUMNS = [
+    "session",
+    "kind",
+    "priority",
+    "error_category",
+    "attempts",
+    "retryable",
+    "next_revisit",
+    "reasons",
+]
+# Published sessions: nothing to fetch for them unless asked (fill-gaps --include-incomplete).
+NOT_TO_FILL = (GapKind.NO_DATA, GapKind.INCOMPLETE)
 EXPORT_SUFFIXES = (".csv", ".json")
 
 
 def gap_analysis(
-    instance: Any,
+    facts: Any,
     settings: Any,
     start: dt.date | None,
     end: dt.date | None,
@@ -59,12 +73,12 @@ def gap_analysis(
     from spx_dagster.core.calendar import now_et
     from spx_dagster.core.estimates import estimate_sessions
     from spx_dagster.core.history import find_gaps
+    from spx_dagster.core.run_limits import thetadata_pool_limit
+    from spx_dagster.core.snapshot import build_snapshot
     from spx_dagster.core.storage.disk import free_bytes
-    from spx_dagster.defs.instance_config import thetadata_pool_limit
-    from spx_dagster.defs.session_state import session_snapshot
 
     started = time.perf_counter()
-    snapshot = session_snapshot(instance, settings, start, end)
+    snapshot = build_snapshot(facts, settings, start, end)
     gaps = find_gaps(
         snapshot.records,
         today=now_et().date(),
@@ -72,7 +86,7 @@ def gap_analysis(
         include_no_data=include_no_data,
         volatility=snapshot.volatility,
     )
-    to_fill = [g for g in gaps if g.kind is not GapKind.NO_DATA]
+    to_fill = [g for g in gaps if g.kind not in NOT_TO_FILL]
     lanes = thetadata_pool_limit(
         settings.thetadata.subscription_tier, settings.effective_concurrency
     )
@@ -157,11 +171,12 @@ def gaps(
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
     storage_or_fail(settings)
-    from spx_dagster.defs import session_state  # noqa: F401  (imported before imports_done)
-    from spx_dagster.ops.instance import open_instance
+    from spx_dagster.core import snapshot  # noqa: F401  (imported before imports_done)
+    from spx_dagster.ops.sqlite_facts import reading_facts
 
+    facts = reading_facts()  # without Dagster where the instance allows (ops.sqlite_facts)
     imports_done()
-    document = gap_analysis(open_instance(), settings, start, end, include_no_data=include_no_data)
+    document = gap_analysis(facts, settings, start, end, include_no_data=include_no_data)
     if export_path is not None:
         _export(document, export_path)
         note(f"wrote {document['gaps']} gap(s) to {export_path}")
@@ -206,6 +221,9 @@ def _print(document: dict, limit: int) -> None:
     kinds = ", ".join(f"{n} {kind}" for kind, n in document["by_kind"].items() if n)
     say(f"{document['gaps']} gap(s) among {document['expected_sessions']} sessions: {kinds}")
     est = document["estimate"]
+    if not est["sessions"]:
+        _incomplete_note(document)
+        return
     basis = "the median of published sessions" if est["basis"] == "history" else "defaults"
     say(
         f"to fill {est['sessions']}: ~{human_seconds(est['seconds'])} with "
@@ -214,5 +232,15 @@ def _print(document: dict, limit: int) -> None:
     )
     if not est["fits"]:
         note("the estimated size does not fit in the free space minus storage.min_free_gb")
+    _incomplete_note(document)
     if document["by_kind"].get("failed") or document["by_kind"].get("never_attempted"):
         say("fill them with: spx-data fill-gaps --dry-run   (then without --dry-run)")
+
+
+def _incomplete_note(document: dict) -> None:
+    if document["by_kind"].get("incomplete"):
+        note(
+            "incomplete sessions are published with vendor holes: the gap sensor (spx_gap_fill) "
+            "re-fetches them 1 and 7 days after their first publish; fill-gaps "
+            "--include-incomplete re-runs them now"
+        )

@@ -53,12 +53,12 @@ def list_sessions(
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
     storage_or_fail(settings)
-    from spx_dagster.defs.session_state import session_snapshot
-    from spx_dagster.ops.instance import open_instance
+    from spx_dagster.core.snapshot import build_snapshot
+    from spx_dagster.ops.sqlite_facts import reading_facts
 
+    facts = reading_facts()  # without Dagster where the instance allows (ops.sqlite_facts)
     imports_done()
-    instance = open_instance()
-    snapshot = session_snapshot(instance, settings, start, end)
+    snapshot = build_snapshot(facts, settings, start, end)
     records = list(snapshot.records.values())
     counts = Counter(r.state.value for r in records)
     wanted = set(statuses) or (set(STATES) - {SessionState.MISSING.value})

@@ -111,12 +111,63 @@ def print_table(
     no_wrap: Sequence[str] = (),
 ) -> None:
     """A rich table on stdout; cells are plain text (never interpreted as markup)."""
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    console = stdout_console()
+    text = _table_text(console, list(columns), cells, title)
+    if text is not None:
+        console.print(text, soft_wrap=True)
+        return
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, no_wrap=column in no_wrap, overflow="fold")
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+def _table_text(
+    console: Console, columns: list[str], rows: list[list[str]], title: str | None
+) -> Text | None:
+    """The table exactly as rich draws it (heavy head box, one space of padding, bold header,
+    italic centred title) when nothing needs wrapping, built line by line: rich measures and
+    wraps every cell, seconds for a 3,000-session ``list``. None: let rich draw it."""
+    from rich.cells import cell_len
+
+    if not console.encoding.lower().startswith("utf") or console.legacy_windows:
+        return None  # rich substitutes an ASCII box there
+    if any("\n" in cell or "\r" in cell or "\t" in cell for row in rows for cell in row):
+        return None
+    widths = [cell_len(c) for c in columns]
     for row in rows:
-        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    stdout_console().print(table)
+        if len(row) != len(columns):
+            return None
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell_len(cell))
+    total = sum(widths) + 3 * len(widths) + 1
+    if total > console.width or (title is not None and cell_len(title) > total):
+        return None
+
+    def line(left: str, fill: str, cross: str, right: str) -> str:
+        return left + cross.join(fill * (w + 2) for w in widths) + right + "\n"
+
+    def cells(row: list[str]) -> list[str]:
+        return [cell + " " * (w - cell_len(cell)) for cell, w in zip(row, widths, strict=True)]
+
+    out = Text()
+    if title is not None:
+        pad = total - cell_len(title)
+        out.append(" " * (pad // 2) + title + " " * (pad - pad // 2), style="italic")
+        out.append("\n")
+    out.append(line("┏", "━", "┳", "┓"))
+    out.append("┃")
+    for cell in cells(columns):
+        out.append(f" {cell} ", style="bold")
+        out.append("┃")
+    out.append("\n")
+    out.append(line("┡", "━", "╇", "┩"))
+    out.append("".join("│ " + " │ ".join(cells(row)) + " │\n" for row in rows))
+    out.append(line("└", "─", "┴", "┘").rstrip("\n"))
+    return out
 
 
 def say(message: str) -> None:

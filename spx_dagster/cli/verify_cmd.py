@@ -22,8 +22,11 @@ HELP = """Recompute checksums of published sessions and re-check their manifests
 
 \b
 Every listed file is re-hashed in chunks (never loaded whole) and compared with the manifest:
-missing files, sizes, row counts, SHA-256 and .sha256 sidecars. Every mismatch is reported;
-files the manifest does not list and leftovers of interrupted writes are warnings. Each result
+missing files, sizes, row counts, SHA-256, .sha256 sidecars and quarantine files. Every mismatch
+is reported. Files no manifest lists (orphans: a reader globbing the dataset would see their rows)
+are errors too; --remove-orphans deletes them (and leftovers of interrupted writes, which are
+warnings), as the next `spx-data process` of the session would. A session being published is
+checked once that publish has finished (its lock is held shared). Each result
 is recorded in Dagster as the session's checksums_match check, so a corrupt session shows in
 the UI and `spx-data gaps` lists it as corrupt until it is re-published or verifies clean.
 Exit code 1 when any session has a problem.
@@ -33,6 +36,7 @@ Examples:
   spx-data verify 2024-03-15
   spx-data verify --from 2024-01-01 --to 2024-03-31
   spx-data verify --all --json
+  spx-data verify --all --remove-orphans
 """
 
 
@@ -75,12 +79,18 @@ def _materialized_sessions(instance: Any) -> set[dt.date]:
 @click.option("--from", "from_text", metavar="D", help="First session of a range to verify.")
 @click.option("--to", "to_text", metavar="D", help="Last session of a range to verify.")
 @click.option("--all", "verify_everything", is_flag=True, help="Verify every published session.")
+@click.option(
+    "--remove-orphans",
+    is_flag=True,
+    help="Delete files no manifest lists (and leftovers of interrupted writes), then re-check.",
+)
 @json_option
 def verify(
     date: str | None,
     from_text: str | None,
     to_text: str | None,
     verify_everything: bool,
+    remove_orphans: bool,
     as_json: bool,
 ) -> None:
     chosen = sum(bool(x) for x in (date, from_text or to_text, verify_everything))
@@ -99,7 +109,7 @@ def verify(
             fail(calendar.describe_non_session(day), exit_codes.USAGE)
     start, end = parse_range_or_fail(from_text, to_text)
     settings = load_settings_or_fail()
-    from spx_dagster.core.storage import verify_all
+    from spx_dagster.core.storage import ProblemKind, cleanup_orphans, verify_all, verify_session
     from spx_dagster.defs.session_state import new_verification_id, record_verification
     from spx_dagster.ops.instance import open_instance
 
@@ -120,7 +130,20 @@ def verify(
     results = []
     bad = 0
     err = stderr_console()
+    removable = {ProblemKind.ORPHAN_FILE, ProblemKind.TMP_LEFTOVER}
+    orphans_removed = 0
     for index, report in enumerate(verify_all(output_dir, sessions), start=1):
+        if remove_orphans and any(p.kind in removable for p in report.problems):
+            removed = cleanup_orphans(output_dir, report.session)
+            orphans_removed += len(removed)
+            for path in removed:
+                note(f"{report.session}: removed {path}")
+            report = verify_session(output_dir, report.session)
+        if report.status == "locked":
+            results.append(report)  # still being published after the wait: checked next time
+            if not as_json:
+                _print_report(report)
+            continue
         expected = (
             report.manifest is not None
             or report.status == "corrupt"
@@ -128,9 +151,11 @@ def verify(
         )
         if expected:
             record_verification(instance, report, verification_id=verification_id)
-        # Within a range, files of a session that was never published (an interrupted first
-        # publish) are leftovers, reported as warnings, not corruption.
-        if report.errors and (expected or day is not None):
+        # A session never published, whose directories hold no file, is only "missing"; one
+        # whose files a reader sees (orphans) is a problem wherever it is found.
+        if any(p.kind != ProblemKind.MISSING_MANIFEST for p in report.errors) or (
+            report.errors and (expected or day is not None)
+        ):
             bad += 1
         results.append(report)
         if as_json:
@@ -149,6 +174,7 @@ def verify(
                 "missing": missing,
                 "files_checked": sum(r.files_checked for r in results),
                 "bytes_checked": sum(r.bytes_checked for r in results),
+                "orphans_removed": orphans_removed,
                 "results": [r.to_dict() for r in results],
             }
         )
@@ -160,10 +186,25 @@ def verify(
             f"verified {len(results)} session(s), {checked} file(s), {size} in {secs}: "
             f"{len(results) - bad} ok, {corrupt} corrupt, {missing} not published"
         )
-        if bad:
+        orphans = sum(1 for r in results for p in r.problems if p.kind == ProblemKind.ORPHAN_FILE)
+        if orphans_removed:
+            say(f"removed {orphans_removed} file(s) no manifest listed")
+        if orphans:
+            scope = str(day) if day else "--all" if verify_everything else _range_flags(start, end)
+            say(
+                f"{orphans} file(s) no manifest lists are visible to readers; remove them with: "
+                f"spx-data verify {scope} --remove-orphans"
+            )
+        if corrupt:
             say("re-publish a corrupt session with: spx-data process DATE --force")
     if bad:
         raise SystemExit(exit_codes.WORK_FAILED)
+
+
+def _range_flags(start: dt.date | None, end: dt.date | None) -> str:
+    return " ".join(
+        f"{flag} {value}" for flag, value in (("--from", start), ("--to", end)) if value
+    )
 
 
 def _print_report(report: Any) -> None:

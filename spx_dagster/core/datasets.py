@@ -15,7 +15,7 @@ from spx_dagster.core.thetadata.vendor import ENDPOINTS, EXCHANGE_TIMEZONE
 
 # Bump when a published file's columns or types change; it is written into every file's
 # key-value metadata and every manifest.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the flags column of the quality checks (issue 13)
 
 TIMESTAMP = pa.timestamp("ms", tz=EXCHANGE_TIMEZONE)
 
@@ -121,14 +121,27 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+# The quality checks' bitmask (``core.quality.Flag``): 0 when no check doubts the row. Added by
+# validation to every dataset with quotes; not on the wire, so not in ``Dataset.schema``.
+FLAGS_FIELD = pa.field("flags", pa.uint32(), nullable=False)
+
+
 @dataclass(frozen=True)
 class Dataset:
+    """A dataset: ``schema`` is what the terminal sends (and validation checks), and
+    ``published_schema`` what its published files hold (``flags`` added when ``flagged``)."""
+
     name: str
     schema: pa.Schema
     intraday: bool
     default: bool  # processed unless processing.datasets says otherwise
     sort_keys: tuple[str, ...]
     description: str
+    flagged: bool = True
+
+    @property
+    def published_schema(self) -> pa.Schema:
+        return self.schema.append(FLAGS_FIELD) if self.flagged else self.schema
 
 
 DATASETS: dict[str, Dataset] = {
@@ -157,6 +170,7 @@ DATASETS: dict[str, Dataset] = {
             default=True,
             sort_keys=("root", "expiration", "strike", "right"),
             description="open interest stamped ~06:30 ET (previous session's close)",
+            flagged=False,
         ),
         Dataset(
             "quote",

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from spx_dagster.core import calendar, revisits
 from spx_dagster.core.estimates import GapEstimate, estimate  # noqa: F401 (one estimator)
 from spx_dagster.core.failure_categories import NOT_ATTEMPTS, FailureCategory
 
@@ -35,6 +36,7 @@ class GapKind(StrEnum):
     NO_DATA = "no_data"  # the vendor answered "no data"; re-checked only on request
     CORRUPT = "corrupt"
     LOW_QUALITY = "low_quality"
+    INCOMPLETE = "incomplete"  # published with vendor holes; the gap sensor revisits it
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class RunFact:
     error_category: str | None = None
     error_message: str | None = None
     forced: bool = False  # launched with --force (does not count against the attempt cap)
+    revisit: int | None = None  # a gap sensor revisit: its days after the first publish
 
     @property
     def in_progress(self) -> bool:
@@ -100,6 +103,9 @@ class PublishedFact:
     seconds: float | None
     created_at: str | None = None
     underlying_range: float | None = None  # (high - low) / open of the index that day
+    holes: int = 0  # core.revisits.session_holes of its quality
+    first_published_at: str | None = None
+    revisits: tuple[int, ...] = ()  # after_days of the revisits the manifest records
 
 
 @dataclass
@@ -116,11 +122,15 @@ class SessionRecord:
     last_run_status: str | None = None
     last_error_category: str | None = None
     last_error_message: str | None = None
+    holes: int = 0  # vendor holes of the published session (core.revisits)
+    revisits_done: list[int] = field(default_factory=list)  # after_days, recorded or run
+    next_revisit: dt.date | None = None  # ET day the next revisit is due; None: none left
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["session"] = self.session.isoformat()
         d["state"] = self.state.value
+        d["next_revisit"] = self.next_revisit.isoformat() if self.next_revisit else None
         return d
 
 
@@ -184,6 +194,7 @@ def session_records(
             )
             if day in corrupt_set:
                 record.state = SessionState.CORRUPT
+            _add_revisits(record, fact, day_runs)
         elif (last_counted := _last_counted(day_runs)) is not None and last_counted.failed:
             record.state = SessionState.FAILED
         elif last_counted is not None and last_counted.canceled:
@@ -196,6 +207,19 @@ def session_records(
     return out
 
 
+def _add_revisits(record: SessionRecord, fact: PublishedFact, day_runs: list[RunFact]) -> None:
+    """The revisit schedule of a published session with holes: revisits recorded in its
+    manifest or spent by a finished revisit run (one that failed is not run again)."""
+    record.holes = fact.holes
+    if not fact.holes or fact.status != "complete":
+        return
+    done = set(fact.revisits) | {r.revisit for r in day_runs if r.revisit and not r.in_progress}
+    record.revisits_done = sorted(done)
+    first = revisits.parse_time(fact.first_published_at or fact.created_at)
+    due = revisits.next_revisit_at(first, done) if first is not None else None
+    record.next_revisit = due.astimezone(calendar.ET).date() if due is not None else None
+
+
 @dataclass
 class Gap:
     session: dt.date
@@ -205,11 +229,13 @@ class Gap:
     error_category: str | None = None
     attempts: int = 0
     retryable: bool = True
+    next_revisit: dt.date | None = None  # incomplete sessions: the next revisit's (ET) day
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["session"] = self.session.isoformat()
         d["kind"] = self.kind.value
+        d["next_revisit"] = self.next_revisit.isoformat() if self.next_revisit else None
         return d
 
 
@@ -218,6 +244,7 @@ _KIND_WEIGHT = {
     GapKind.FAILED: 25.0,
     GapKind.NEVER_ATTEMPTED: 20.0,
     GapKind.LOW_QUALITY: 10.0,
+    GapKind.INCOMPLETE: 5.0,  # published; the gap sensor revisits it on its own schedule
     GapKind.NO_DATA: 0.0,
 }
 
@@ -269,6 +296,8 @@ def find_gaps(
             kind, reasons = GapKind.CORRUPT, ["published files do not match their checksums"]
         elif rec.state is SessionState.NO_DATA and include_no_data:
             kind, reasons = GapKind.NO_DATA, ["the vendor answered no data"]
+        elif rec.state is SessionState.COMPLETE and rec.holes:
+            kind, reasons = GapKind.INCOMPLETE, [_incomplete_reason(rec, min_quality)]
         elif (
             rec.state is SessionState.COMPLETE
             and rec.quality is not None
@@ -291,10 +320,24 @@ def find_gaps(
                 error_category=category,
                 attempts=rec.attempts,
                 retryable=retryable,
+                next_revisit=rec.next_revisit if kind is GapKind.INCOMPLETE else None,
             )
         )
     gaps.sort(key=lambda g: (-g.priority, g.session))
     return gaps
+
+
+def _incomplete_reason(rec: SessionRecord, min_quality: float) -> str:
+    text = (
+        f"{rec.holes} vendor hole(s) (listed expirations without data, or coverage below its "
+        "threshold)"
+    )
+    if rec.quality is not None and rec.quality < min_quality:
+        text += f"; quality {rec.quality:.3f} below quality.min_score {min_quality}"
+    if rec.next_revisit is not None:
+        return f"{text}; next revisit {rec.next_revisit.isoformat()}"
+    days = " and ".join(str(d) for d in rec.revisits_done) or "none"
+    return f"{text}; no revisit left (done after {days} day(s)); re-run with retry --force"
 
 
 # --- retries -------------------------------------------------------------------------------

@@ -7,3 +7,11 @@ from __future__ import annotations
 MAX_CONCURRENT_RUNS = 4
 # Runs of any one backfill at once, so that a backfill leaves room for the daily run.
 BACKFILL_RUN_LIMIT = 3
+
+
+def thetadata_pool_limit(tier: str, concurrency: int) -> int:
+    """Fetch steps admitted at once so that steps × requests per step ≤ the tier's limit."""
+    from spx_dagster.core.thetadata.vendor import TIER_CONCURRENCY, Tier
+
+    limit = TIER_CONCURRENCY[Tier(str(tier))]
+    return max(1, limit // max(1, int(concurrency)))

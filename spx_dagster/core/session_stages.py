@@ -29,6 +29,10 @@ from typing import Any
 from spx_dagster.core.chains import ListedChain, PlannedRequest, SessionPlan, list_chain
 from spx_dagster.core.chains import plan_session as make_plan
 from spx_dagster.core.progress import ProgressReporter
+from spx_dagster.core.quality.coverage import contract_drift, listing_coverage
+from spx_dagster.core.quality.listing_rules import expected_expirations
+from spx_dagster.core.quality.thresholds import Thresholds
+from spx_dagster.core.revisits import RevisitRun
 from spx_dagster.core.session_fetch import FetchSummary, StagedAnswer, fetch_plan, load_staged
 from spx_dagster.core.storage import (
     DEFAULT_DIR_MODE,
@@ -42,7 +46,6 @@ from spx_dagster.core.storage import (
     Versions,
     atomic_write_bytes,
     check_session_space,
-    commit_manifest,
     estimate_session_bytes,
     iter_validated_tables,
     publish_dataset,
@@ -53,20 +56,31 @@ from spx_dagster.core.storage import (
     validated_dir,
     validated_parts,
 )
+from spx_dagster.core.storage.atomic import copy_atomic, ensure_dir
 from spx_dagster.core.storage.disk import (
     InsufficientDiskSpace,
     disk_full,
     has_history,
     same_filesystem,
 )
-from spx_dagster.core.storage.layout import manifests_dir, relative_to_output
+from spx_dagster.core.storage.layout import (
+    manifest_path,
+    manifests_dir,
+    pending_path,
+    quarantine_file,
+    relative_to_output,
+    validated_quarantine_file,
+)
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
+from spx_dagster.core.storage.republish import commit_republish
+from spx_dagster.core.storage.rollforward import recover_session
 from spx_dagster.core.thetadata.vendor import Tier
 from spx_dagster.core.validation import (
     QualityAccumulator,
     QualityReport,
     ValidationContext,
+    reconcile_session,
     validate_staged_dataset,
 )
 
@@ -97,6 +111,7 @@ class PipelineSettings:
     tier: Tier = Tier.STANDARD
     concurrency: int = 4
     min_free_gb: float = 1.0
+    thresholds: Thresholds = field(default_factory=Thresholds)
     file_mode: int = DEFAULT_FILE_MODE
     dir_mode: int = DEFAULT_DIR_MODE
     source: SourceInfo = field(
@@ -118,6 +133,7 @@ class PipelineSettings:
             tier=Tier(str(td.subscription_tier)),
             concurrency=int(settings.effective_concurrency),
             min_free_gb=float(store.min_free_gb),
+            thresholds=Thresholds.from_settings(getattr(settings, "quality", None)),
             file_mode=file_mode,
             # Directories get the file's permissions plus the search bit where reading is allowed.
             dir_mode=file_mode | ((file_mode & 0o444) >> 2),
@@ -149,20 +165,40 @@ class FetchOutcome:
         return not self.plan.requests or all(a.no_data for a in self.summary.answers)
 
 
-def recent_dataset_bytes(output_dir: Path, limit: int = SIZE_HISTORY_SESSIONS) -> list[dict]:
-    """Bytes per dataset of the newest published sessions (oldest first), for estimates."""
+def _recent_manifests(
+    output_dir: Path, limit: int, *, before: dt.date | None = None
+) -> list[Manifest]:
+    """The newest ``limit`` readable manifests (of sessions before ``before``), oldest first."""
     directory = manifests_dir(output_dir)
     if not directory.is_dir():
         return []
-    names = sorted(p for p in directory.iterdir() if p.suffix == ".json")[-limit:]
+    names = sorted(p for p in directory.iterdir() if p.suffix == ".json")
+    if before is not None:
+        names = [p for p in names if p.name < manifest_path(output_dir, before).name]
     out = []
-    for path in names:
+    for path in names[-limit:]:
         try:
-            manifest = read_manifest(path)
+            out.append(read_manifest(path))
         except (OSError, ValueError):
             continue
-        out.append({name: entry.bytes for name, entry in manifest.datasets.items()})
     return out
+
+
+def recent_dataset_bytes(output_dir: Path, limit: int = SIZE_HISTORY_SESSIONS) -> list[dict]:
+    """Bytes per dataset of the newest published sessions (oldest first), for estimates."""
+    return [
+        {name: entry.bytes for name, entry in manifest.datasets.items()}
+        for manifest in _recent_manifests(output_dir, limit)
+    ]
+
+
+def trailing_contracts(output_dir: Path, session: dt.date, limits: Thresholds) -> list[int]:
+    """Contract counts of the published sessions before ``session`` (oldest first), for the
+    coverage family's drift test."""
+    return [
+        int(manifest.quality.counts.get("contracts", 0))
+        for manifest in _recent_manifests(output_dir, limits.drift_sessions, before=session)
+    ]
 
 
 def check_space_for(cfg: PipelineSettings, chain: ListedChain | None = None) -> int:
@@ -401,6 +437,51 @@ def validate_session(
         return _validate_session(cfg, session, progress=progress)
 
 
+def _judge_across_datasets(
+    cfg: PipelineSettings,
+    session: dt.date,
+    plan: SessionPlan,
+    summaries: dict,
+    accumulator: QualityAccumulator,
+) -> None:
+    """The families that judge the whole session: reconciliation of its datasets (flags into
+    the validated EOD parts) and coverage of the listing and of the chain's size."""
+    limits = cfg.thresholds
+    verdict = reconcile_session(
+        cfg.temp_dir,
+        session,
+        summaries,
+        limits,
+        file_mode=cfg.file_mode,
+        dir_mode=cfg.dir_mode,
+    )
+    if verdict is not None:
+        accumulator.add(verdict)
+    horizon = limits.listing_horizon_days
+    if cfg.max_dte is not None:
+        horizon = min(horizon, cfg.max_dte)
+    expected = expected_expirations(session, cfg.roots, horizon) if limits.listing_rules else None
+    intraday = next((d for d in ("greeks", "quote") if d in cfg.datasets), None)
+    with_data = (
+        accumulator.stats(intraday).expirations
+        if intraday
+        else set().union(*(accumulator.stats(d).expirations for d in cfg.datasets))
+    )
+    listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
+    # list/expirations (below the Value tier) lists every expiration ever: only those within
+    # the horizon were surely listed on the session.
+    sure_until = None if plan.chain.source == "contracts" else session + dt.timedelta(days=horizon)
+    accumulator.add_session_family(
+        listing_coverage(expected, listed, with_data, sure_until=sure_until)
+    )
+    contracts = sum(accumulator.stats(d).contracts for d in cfg.datasets)
+    accumulator.add_session_family(
+        contract_drift(
+            contracts, trailing_contracts(cfg.output_dir, session, limits), limits, session
+        )
+    )
+
+
 def _validate_session(
     cfg: PipelineSettings, session: dt.date, *, progress: ProgressReporter | None
 ) -> ValidateOutcome:
@@ -415,31 +496,36 @@ def _validate_session(
     require_staged_answers(cfg, session, plan)
     listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
     accumulator = QualityAccumulator(listed=listed)
-    context = ValidationContext(session, interval=cfg.interval, planned=frozenset(listed))
+    context = ValidationContext(
+        session, interval=cfg.interval, planned=frozenset(listed), thresholds=cfg.thresholds
+    )
     if progress:
         progress.stage("validate", total=len(cfg.datasets), done=0)
     quarantine: dict[str, str] = {}
     quarantined_rows: dict[str, int] = {}
     outside_plan: dict[str, int] = {}
+    summaries: dict = {}
     for dataset in cfg.datasets:
         if progress:
             progress.working_on(dataset)
         result = validate_staged_dataset(
             cfg.temp_dir,
-            cfg.output_dir,
             session,
             dataset,
             context,
             accumulator,
+            summaries=summaries,
             file_mode=cfg.file_mode,
             dir_mode=cfg.dir_mode,
         )
         if result.quarantine is not None:
-            quarantine[dataset] = str(result.quarantine.path)
+            # Where the rows will be published; until then they wait in the temp stage.
+            quarantine[dataset] = str(quarantine_file(cfg.output_dir, session, dataset))
             quarantined_rows[dataset] = result.quarantine.rows
         outside_plan[dataset] = result.stats.outside_plan_rows
         if progress:
             progress.advance(current=dataset, rows=result.stats.rows)
+    _judge_across_datasets(cfg, session, plan, summaries, accumulator)
     report = accumulator.report()
     outcome = ValidateOutcome(
         report=report,
@@ -489,14 +575,18 @@ def publish_session(
     *,
     progress: ProgressReporter | None = None,
     lock_timeout_s: float | None = None,
+    revisit: RevisitRun | None = None,
 ) -> PublishOutcome:
     """Publish the validated session atomically: data files, then the manifest (the commit).
 
     Holds the session lock so that two processes never interleave one session's files; removes
-    the session's temp directories only after the manifest is committed.
+    the session's temp directories only after the manifest is committed. A ``revisit`` that
+    found less than the published session keeps it (``core.storage.republish``).
     """
     with _temp_released_on_disk_full(cfg, session, writes_to=cfg.output_dir):
-        return _publish_session(cfg, session, progress=progress, lock_timeout_s=lock_timeout_s)
+        return _publish_session(
+            cfg, session, progress=progress, lock_timeout_s=lock_timeout_s, revisit=revisit
+        )
 
 
 def _publish_session(
@@ -505,6 +595,7 @@ def _publish_session(
     *,
     progress: ProgressReporter | None,
     lock_timeout_s: float | None,
+    revisit: RevisitRun | None = None,
 ) -> PublishOutcome:
     started = time.monotonic()
     fetch = read_fetch_figures(cfg, session)
@@ -524,6 +615,8 @@ def _publish_session(
     with session_lock(
         cfg.output_dir, session, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode, **lock_kwargs
     ):
+        # A publish of this session killed between its commit and its renames is finished first.
+        recover_session(cfg.output_dir, session)
         # Under the lock: a run of this session that published while this one validated has
         # removed the inputs; publishing what is left would replace the whole day with a part.
         _require_validated_inputs(cfg, session, plan, quality_path)
@@ -542,7 +635,7 @@ def _publish_session(
                 )
             if progress:
                 progress.advance(current=dataset)
-        _attach_quarantine(entries, validated.get("quarantine", {}))
+        _stage_quarantine(cfg, session, entries, validated.get("quarantine", {}))
         _attach_outside_plan(entries, validated.get("dropped_outside_plan", {}))
         covered = _covered_expirations(plan, entries)
         manifest = Manifest(
@@ -564,8 +657,12 @@ def _publish_session(
             ),
             extra={"interval": cfg.interval, "datasets": list(cfg.datasets)},
         )
-        result = commit_manifest(
-            cfg.output_dir, manifest, file_mode=cfg.file_mode, dir_mode=cfg.dir_mode
+        manifest, result = commit_republish(
+            cfg.output_dir,
+            manifest,
+            revisit=revisit,
+            file_mode=cfg.file_mode,
+            dir_mode=cfg.dir_mode,
         )
         remove_session_temp(cfg.temp_dir, session)  # under the lock: see above
     return PublishOutcome(
@@ -600,16 +697,35 @@ def _require_validated_inputs(
             )
 
 
-def _attach_quarantine(entries: dict[str, DatasetEntry], quarantine: Mapping[str, Any]) -> None:
-    """Record each dataset's quarantined rows and file (from the validate stage) in its entry.
+def _stage_quarantine(
+    cfg: PipelineSettings,
+    session: dt.date,
+    entries: dict[str, DatasetEntry],
+    quarantine: Mapping[str, Any],
+) -> None:
+    """Put each dataset's refused rows (from the validate stage) beside its pending data files,
+    and record them in its entry: they are committed, and replaced, with the session.
 
     A dataset whose every row was refused publishes no file but still gets an entry, so that the
     manifest says where its rows went.
     """
     for dataset, found in quarantine.items():
+        source = validated_quarantine_file(cfg.temp_dir, session, dataset)
+        if not source.exists():
+            raise StageInputMissing(
+                f"the quarantine of {dataset} for {session} is gone from {source.parent}: the "
+                "temp directory changed under this run. Nothing was published; re-run "
+                f"`spx-data process {session}`"
+            )
+        final = quarantine_file(cfg.output_dir, session, dataset)
+        target = pending_path(cfg.output_dir, session, final)
+        ensure_dir(target.parent, mode=cfg.dir_mode)
+        size, sha256 = copy_atomic(source, target, mode=cfg.file_mode)
         entry = entries.setdefault(dataset, DatasetEntry())
         entry.quarantined_rows = int(found["rows"])
-        entry.quarantine_path = str(found["path"])
+        entry.quarantine_path = relative_to_output(cfg.output_dir, final)
+        entry.quarantine_bytes = size
+        entry.quarantine_sha256 = sha256
 
 
 def _attach_outside_plan(entries: dict[str, DatasetEntry], dropped: Mapping[str, int]) -> None:

@@ -20,6 +20,9 @@ import dagster as dg
 from spx_dagster.core import calendar, failures
 from spx_dagster.core.config.home import spx_home
 from spx_dagster.core.progress import ProgressReporter
+from spx_dagster.core.quality import Family, FamilyResult
+from spx_dagster.core.quality.thresholds import alert_threshold
+from spx_dagster.core.revisits import RevisitRun
 from spx_dagster.core.session_stages import (
     check_space_for,
     fetch_session,
@@ -33,10 +36,12 @@ from spx_dagster.defs.constants import (
     COVERAGE_CHECK,
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
+    FAMILY_CHECKS,
     INTERVALS_CHECK,
     PARQUET,
     QUALITY_CHECK,
     RAW,
+    REVISIT_TAG,
     SCHEMA_CHECK,
     THETADATA_POOL,
     VALIDATED,
@@ -203,6 +208,18 @@ def raw_option_chains(
             partitions_def=SESSIONS,
             description="Intraday contracts have every interval of the session (warns).",
         ),
+        *(
+            dg.AssetCheckSpec(
+                key.name,
+                asset=VALIDATED,
+                partitions_def=SESSIONS,
+                description=(
+                    f"The {family.value} family of research checks: the share of checked rows it "
+                    "flags stays below its alert level (warns; rows are flagged, never dropped)."
+                ),
+            )
+            for family, key in FAMILY_CHECKS.items()
+        ),
     ],
     description=(
         "The staged responses checked row by row with pandera; invalid rows go to _quarantine "
@@ -254,7 +271,7 @@ def _schema_break_result(
                     severity=dg.AssetCheckSeverity.WARN,
                     metadata=skipped,
                 )
-                for key in (QUALITY_CHECK, COVERAGE_CHECK, INTERVALS_CHECK)
+                for key in (QUALITY_CHECK, COVERAGE_CHECK, INTERVALS_CHECK, *FAMILY_CHECKS.values())
             ),
         ],
     )
@@ -319,7 +336,31 @@ def _validated_result(outcome, min_score: float) -> dg.MaterializeResult:
                     "min_score": min_score,
                 },
             ),
+            *(_family_result(report, family, key) for family, key in FAMILY_CHECKS.items()),
         ],
+    )
+
+
+def _family_result(report, family: Family, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
+    """A family's check: score and counts as numbers (Dagster plots them over partitions) and
+    its worst examples as a markdown table."""
+    result = report.families.get(family.value) or FamilyResult(family)
+    threshold = alert_threshold(family.value)
+    score = result.score
+    return dg.AssetCheckResult(
+        check_name=key.name,
+        passed=score is None or score >= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "score": dg.MetadataValue.float(score) if score is not None else None,
+            "checked": result.checked,
+            "violations": result.violations,
+            "threshold": threshold,
+            **{name: count for name, count in result.counts.items()},
+            **{name: dg.MetadataValue.float(value) for name, value in result.measures.items()},
+            "worst": dg.MetadataValue.md(result.examples_markdown()),
+        },
+        description=f"{result.violations} of {result.checked} rows flagged",
     )
 
 
@@ -350,7 +391,9 @@ def options_parquet(
     with recorded_failure(context, "publish"):
         cfg = spx_settings.pipeline()
         progress = _reporter(context)
-        outcome = publish_session(cfg, session, progress=progress)
+        after_days = context.run.tags.get(REVISIT_TAG, "")
+        revisit = RevisitRun(int(after_days), context.run_id) if after_days.isdigit() else None
+        outcome = publish_session(cfg, session, progress=progress, revisit=revisit)
         report = verify_session(cfg.output_dir, session)
         progress.finish("done")
     manifest = outcome.manifest
@@ -374,6 +417,12 @@ def options_parquet(
             "worker": _worker(),
             "manifest": dg.MetadataValue.path(str(outcome.manifest_path)),
             "source": manifest.source.kind,
+            # A revisit's outcome: "new" (its publish replaced the previous one) or "previous".
+            **{
+                f"revisit_after_{r['after_days']}d": r["kept"]
+                for r in manifest.revisits
+                if r.get("run_id") == context.run_id
+            },
         },
         check_results=[checksum_result(report)],
     )

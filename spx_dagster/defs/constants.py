@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from spx_dagster.core.quality import Family
+
 ASSET_PREFIX = "spx"
 RAW = dg.AssetKey([ASSET_PREFIX, "raw_option_chains"])
 VALIDATED = dg.AssetKey([ASSET_PREFIX, "validated_options"])
@@ -15,6 +17,8 @@ QUALITY_CHECK = dg.AssetCheckKey(VALIDATED, "quality_score")
 COVERAGE_CHECK = dg.AssetCheckKey(VALIDATED, "expiration_coverage")
 INTERVALS_CHECK = dg.AssetCheckKey(VALIDATED, "interval_completeness")
 CHECKSUM_CHECK = dg.AssetCheckKey(PARQUET, "checksums_match")
+# One check per research quality family, named after it (core.quality.Family).
+FAMILY_CHECKS = {family: dg.AssetCheckKey(VALIDATED, family.value) for family in Family}
 
 SESSION_JOB = "spx_session_job"
 CATALOG_JOB = "spx_catalog_job"
@@ -32,3 +36,6 @@ ERROR_CATEGORY_TAG = "spx/error_category"
 ERROR_MESSAGE_TAG = "spx/error_message"
 FORCED_TAG = "spx/forced"
 TRIGGER_TAG = "spx/trigger"  # cli | schedule | gap_sensor | retry
+# A gap sensor's revisit of a session published with vendor holes: the days after its first
+# publish (core.revisits.REVISIT_AFTER_DAYS); its publish keeps the previous one if it finds less.
+REVISIT_TAG = "spx/revisit"

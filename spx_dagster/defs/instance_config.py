@@ -15,8 +15,11 @@ from typing import Any
 
 import dagster as dg
 
-from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT, MAX_CONCURRENT_RUNS
-from spx_dagster.core.thetadata.vendor import TIER_CONCURRENCY, Tier
+from spx_dagster.core.run_limits import (
+    BACKFILL_RUN_LIMIT,
+    MAX_CONCURRENT_RUNS,
+    thetadata_pool_limit,
+)
 from spx_dagster.defs.constants import (
     BACKFILL_RUNS_TAG_PREFIX,
     BACKFILL_TAG,
@@ -109,12 +112,6 @@ def render_instance_yaml(storage: str = SQLITE_STORAGE) -> str:
         f"instance storage {storage!r} is not a profile spx-data knows; use "
         f"{SQLITE_STORAGE!r} (default) or {POSTGRES_STORAGE!r}"
     )
-
-
-def thetadata_pool_limit(tier: str | Tier, concurrency: int) -> int:
-    """Fetch steps admitted at once so that steps × requests per step ≤ the tier's limit."""
-    limit = TIER_CONCURRENCY[Tier(str(tier))]
-    return max(1, limit // max(1, int(concurrency)))
 
 
 def pool_limits(settings: Any) -> dict[str, int]:

@@ -23,6 +23,7 @@ from spx_dagster.defs.constants import (
     FORCED_TAG,
     PARQUET,
     PARTITION_TAG,
+    REVISIT_TAG,
     SESSION_JOB,
 )
 from spx_dagster.defs.dagster_internals import (
@@ -91,9 +92,14 @@ def run_facts(
                     error_category=category,
                     error_message=run.tags.get(ERROR_MESSAGE_TAG) if failed else None,
                     forced=run.tags.get(FORCED_TAG) == "true",
+                    revisit=_revisit_days(run.tags.get(REVISIT_TAG)),
                 )
             )
     return facts
+
+
+def _revisit_days(tag: str | None) -> int | None:
+    return int(tag) if tag and tag.isdigit() else None
 
 
 def corrupt_sessions(instance: dg.DagsterInstance) -> set[dt.date]:

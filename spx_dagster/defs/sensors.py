@@ -9,6 +9,15 @@ partition keys and ``get_materialized_partitions`` (never ``get_status_by_partit
 gap is, its priority and whether a failed session may be retried are ``core.history``'s
 (``find_gaps``, ``decide_retry``), shared with ``spx-data gaps`` and ``retry``.
 
+It also revisits sessions published with vendor holes (``core.revisits``: no-data answers for
+listed expirations, or a ``coverage`` score below its threshold): a full re-run of the session,
+tagged ``spx/revisit`` = 1 or 7, once at least 1 and once at least 7 days after its first
+publish, never a third time, never while a run of the session is in flight, at most
+``REVISITS_PER_TICK`` per tick (ahead of gaps, so a long backfill of missing sessions does not
+delay them). Run keys ``revisit-YYYY-MM-DD-dN`` make each revisit run at most once, and a
+finished revisit run spends its revisit whatever its outcome; the publish keeps the previous
+session when the revisit finds less (``core.storage.republish``).
+
 ``spx_failure_category`` (RUNNING by default) tags every failed run that carries no failure
 category with one (``crash`` when the run worker died, ``corrupt`` when a blocking checksum
 check failed, ``unknown`` for an uncategorised step error), and ``spx_canceled_category`` tags
@@ -31,22 +40,26 @@ from typing import Any
 
 import dagster as dg
 
-from spx_dagster.core import calendar
+from spx_dagster.core import calendar, revisits
 from spx_dagster.core.failure_categories import FailureCategory
 from spx_dagster.core.failures import MESSAGE_TAG_CHARS
 from spx_dagster.core.history import (
     GapKind,
+    SessionRecord,
     SessionState,
     decide_retry,
     find_gaps,
     session_records,
 )
 from spx_dagster.core.run_limits import MAX_CONCURRENT_RUNS
+from spx_dagster.core.storage import published_sessions
+from spx_dagster.core.storage.location import local_path
 from spx_dagster.defs.constants import (
     CHECKSUM_CHECK,
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
     PARQUET,
+    REVISIT_TAG,
     TRIGGER_TAG,
 )
 from spx_dagster.defs.dagster_internals import BulkActionsFilter, BulkActionStatus, DagsterEventType
@@ -55,6 +68,7 @@ from spx_dagster.defs.jobs import session_job
 from spx_dagster.defs.partitions import SESSIONS, session_key
 from spx_dagster.defs.resources import SpxSettingsResource
 from spx_dagster.defs.schedules import DAILY_TIME
+from spx_dagster.defs.session_state import published_facts
 
 GAP_SENSOR_NAME = "spx_gap_fill"
 GAP_SENSOR_INTERVAL_S = 15
@@ -63,6 +77,8 @@ GAP_SENSOR_INTERVAL_S = 15
 GAP_BATCH_SIZE = 2 * MAX_CONCURRENT_RUNS
 # The gap sensor leaves a session alone until its daily schedule tick has had time to start it.
 SCHEDULE_GRACE = dt.timedelta(minutes=30)
+# Revisits of sessions with vendor holes requested per tick: a few, ahead of the gaps.
+REVISITS_PER_TICK = 2
 
 
 def _clock(time_of_day: dt.time) -> dt.timedelta:
@@ -81,6 +97,11 @@ GAP_KIND_TAG = "spx/gap_kind"
 def gap_run_key(session: dt.date, attempt: int) -> str:
     """``gap-YYYY-MM-DD-aN``: a new key per attempt, since sensor run keys are never reused."""
     return f"gap-{session_key(session)}-a{attempt}"
+
+
+def revisit_run_key(session: dt.date, after_days: int) -> str:
+    """``revisit-YYYY-MM-DD-dN``: one key per revisit, so each is requested at most once."""
+    return f"revisit-{session_key(session)}-d{after_days}"
 
 
 def last_due_session(now: dt.datetime) -> dt.date:
@@ -106,15 +127,35 @@ class GapRequest:
         return gap_run_key(self.session, self.attempt)
 
     def run_request(self) -> dg.RunRequest:
-        return dg.RunRequest(
-            run_key=self.run_key,
-            partition_key=session_key(self.session),
-            tags={
-                TRIGGER_TAG: "gap_sensor",
-                ATTEMPT_TAG: str(self.attempt),
-                GAP_KIND_TAG: self.kind.value,
-            },
+        return _sensor_run_request(
+            self.session, self.run_key, {ATTEMPT_TAG: str(self.attempt), GAP_KIND_TAG: self.kind}
         )
+
+
+@dataclass(frozen=True)
+class RevisitRequest:
+    """One published session with vendor holes the gap sensor re-runs, and which revisit."""
+
+    session: dt.date
+    after_days: int
+    holes: int
+
+    @property
+    def run_key(self) -> str:
+        return revisit_run_key(self.session, self.after_days)
+
+    def run_request(self) -> dg.RunRequest:
+        tags = {GAP_KIND_TAG: GapKind.INCOMPLETE, REVISIT_TAG: str(self.after_days)}
+        return _sensor_run_request(self.session, self.run_key, tags)
+
+
+def _sensor_run_request(session: dt.date, run_key: str, tags: dict[str, str]) -> dg.RunRequest:
+    """A run of ``session`` the gap sensor asks for (its trigger tag added to ``tags``)."""
+    return dg.RunRequest(
+        run_key=run_key,
+        partition_key=session_key(session),
+        tags={TRIGGER_TAG: "gap_sensor", **{k: str(v) for k, v in tags.items()}},
+    )
 
 
 @dataclass
@@ -129,12 +170,19 @@ class GapFillPlan:
     in_progress: int = 0
     waiting: int = 0  # eligible, left for a later tick by the batch bound
     held: dict[dt.date, str] = field(default_factory=dict)  # not requested, with the reason
+    revisits: list[RevisitRequest] = field(default_factory=list)
+    next_revisit_due: dt.datetime | None = None  # the earliest revisit not due yet
+
+    @property
+    def run_requests(self) -> list[dg.RunRequest]:
+        return [r.run_request() for r in self.revisits] + [r.run_request() for r in self.requests]
 
     def summary(self) -> str:
         parts = [
             f"{self.expected} sessions {self.first}..{self.last}",
             f"{self.materialized} published",
             f"{len(self.requests)} requested",
+            f"{len(self.revisits)} revisit(s)",
             f"{self.in_progress} in progress",
             f"{self.waiting} waiting for a later tick",
             f"{len(self.held)} held",
@@ -153,7 +201,8 @@ def plan_gap_fill(
     now: dt.datetime,
     batch_size: int = GAP_BATCH_SIZE,
 ) -> GapFillPlan:
-    """The sessions to request now, highest priority first, at most ``batch_size`` in flight."""
+    """The sessions to request now, at most ``batch_size`` in flight: due revisits of sessions
+    with vendor holes (at most ``REVISITS_PER_TICK``), then gaps, highest priority first."""
     first = max(settings.processing.start_date, SESSIONS.start.date())
     last = last_due_session(now)
     expected = calendar.sessions_between(first, last)
@@ -161,23 +210,34 @@ def plan_gap_fill(
     corrupt = corrupt_sessions(instance)
     candidates = {day for day in expected if session_key(day) not in materialized}
     candidates |= corrupt.intersection(expected)
+    published = published_sessions(local_path(settings.storage.output_dir), start=first, end=last)
+    holed = {
+        day: summary
+        for day, summary in published.items()
+        if summary.holes and summary.status == "complete" and day not in corrupt
+    }
+    for day in candidates:
+        holed.pop(day, None)  # not materialized in this instance: a gap first
     plan = GapFillPlan(
         first=first,
         last=last,
         expected=len(expected),
         materialized=sum(1 for day in expected if session_key(day) in materialized),
     )
-    if not candidates:
+    if not candidates and not holed:
         return plan
     records = session_records(
-        sorted(candidates),
-        {},
-        run_facts(instance, sessions=candidates),
+        sorted(candidates | set(holed)),
+        published_facts(holed),
+        run_facts(instance, sessions=candidates | set(holed)),
         corrupt=corrupt & candidates,
     )
     plan.in_progress = sum(1 for r in records.values() if r.state is SessionState.IN_PROGRESS)
     slots = max(0, batch_size - plan.in_progress)
-    gaps = find_gaps(records, today=now.date(), min_quality=float(settings.quality.min_score))
+    _plan_revisits(plan, [records[day] for day in holed], holed, now=now, slots=slots)
+    slots -= len(plan.revisits)
+    gap_records = {day: records[day] for day in sorted(candidates)}
+    gaps = find_gaps(gap_records, today=now.date(), min_quality=float(settings.quality.min_score))
     for gap in gaps:
         if gap.kind not in REQUESTED_KINDS:
             continue
@@ -194,6 +254,32 @@ def plan_gap_fill(
     return plan
 
 
+def _plan_revisits(
+    plan: GapFillPlan,
+    holed: list[SessionRecord],
+    summaries: dict,
+    *,
+    now: dt.datetime,
+    slots: int,
+) -> None:
+    """Add the due revisits, newest session first, and when the next one falls due."""
+    for record in sorted(holed, key=lambda r: r.session, reverse=True):
+        if record.state is not SessionState.COMPLETE:
+            continue  # in flight (counted already), or corrupt: not now
+        first = revisits.parse_time(summaries[record.session].first_published_at)
+        if first is None:
+            continue
+        after_days = revisits.due_revisit(first, record.revisits_done, now)
+        if after_days is None:
+            due = revisits.next_revisit_at(first, record.revisits_done)
+            if due is not None and (plan.next_revisit_due is None or due < plan.next_revisit_due):
+                plan.next_revisit_due = due
+        elif len(plan.revisits) < min(REVISITS_PER_TICK, slots):
+            plan.revisits.append(RevisitRequest(record.session, after_days, record.holes))
+        else:
+            plan.waiting += 1
+
+
 @dataclass(frozen=True)
 class GapCursor:
     """What the last evaluation saw; an unchanged instance after an idle tick is not re-read."""
@@ -204,6 +290,7 @@ class GapCursor:
     settings: str
     idle: bool
     summary: str = ""
+    revisit_due: str = ""  # ISO time the earliest revisit not due yet falls due ("" for none)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -225,12 +312,18 @@ class GapCursor:
             other.settings,
         )
 
+    def revisit_due_by(self, now: dt.datetime) -> bool:
+        """Whether a revisit this evaluation saw as not due yet is due at ``now``."""
+        due = revisits.parse_time(self.revisit_due)
+        return due is not None and now >= due
+
 
 def _settings_fingerprint(settings: Any) -> str:
     relevant = (
         settings.processing.start_date,
         settings.retry.max_attempts,
         settings.quality.min_score,
+        str(settings.storage.output_dir),
     )
     return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
 
@@ -249,7 +342,8 @@ def _active_backfill(instance: dg.DagsterInstance) -> str | None:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
         "Requests a run per missing, failed or corrupt session (highest priority first, at most "
-        f"{GAP_BATCH_SIZE} in flight), stopping at retry.max_attempts failures per session. "
+        f"{GAP_BATCH_SIZE} in flight), stopping at retry.max_attempts failures per session, and "
+        "revisits sessions published with vendor holes 1 and 7 days after their first publish. "
         "Stopped by default: start it to keep the history complete without a manual fill-gaps."
     ),
 )
@@ -271,18 +365,24 @@ def gap_fill_sensor(context: dg.SensorEvaluationContext, spx_settings: SpxSettin
         idle=True,
     )
     previous = GapCursor.from_json(context.cursor)
-    if previous is not None and previous.idle and previous.same_world(seen):
+    if (
+        previous is not None
+        and previous.idle
+        and previous.same_world(seen)
+        and not previous.revisit_due_by(now)
+    ):
         return dg.SkipReason(f"nothing changed since the last tick: {previous.summary}")
     plan = plan_gap_fill(context.instance, settings, now=now)
     summary = plan.summary()
-    cursor = GapCursor(**{**seen.__dict__, "idle": not plan.requests, "summary": summary})
-    context.log.info(summary)
-    if not plan.requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor.to_json())
-    return dg.SensorResult(
-        run_requests=[request.run_request() for request in plan.requests],
-        cursor=cursor.to_json(),
+    requests = plan.run_requests
+    due = plan.next_revisit_due.isoformat() if plan.next_revisit_due else ""
+    cursor = GapCursor(
+        **{**seen.__dict__, "idle": not requests, "summary": summary, "revisit_due": due}
     )
+    context.log.info(summary)
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor.to_json())
+    return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,41 +1,28 @@
-"""The state of every session in a range: the one place the CLI, fill-gaps and the gap sensor read.
+"""The state of every session in a range, read through Dagster's instance; and the results of
+``spx-data verify`` recorded as ``checksums_match`` evaluations, so that a corrupt file shows in
+the Dagster UI and in ``gaps``.
 
-It combines, with set arithmetic and no per-partition query:
-
-- the expected sessions (XNYS calendar, from ``processing.start_date`` to the latest closed one),
-- what is published (manifests, ``core.storage.published_sessions``; an unreadable manifest makes
-  its session corrupt),
-- every run of a session (``instance_queries.run_facts``: one query for partitions and statuses,
-  one for the tags of failed runs),
-- sessions whose latest ``checksums_match`` result failed (in a run, or from ``spx-data verify``),
-  and sessions a listed file of which is gone or has another size than its manifest says (stat),
-- sessions a running backfill has still to run (in progress, not failed),
-
-into one ``core.history.SessionRecord`` per session. ``get_status_by_partition`` is never called:
-it costs seconds per call with thousands of keys.
-
-It also records what ``spx-data verify`` finds as ``checksums_match`` evaluations, so that a
-corrupt file shows in the Dagster UI and in ``gaps``.
+The combining lives in ``core.snapshot`` (no Dagster import): this module gives it the facts of
+``instance_queries`` (runs, corrupt sessions, a running backfill's pending sessions), which never
+call ``get_status_by_partition`` (it costs seconds per call with thousands of keys).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from spx_dagster.core import calendar
-from spx_dagster.core.history import (
-    PublishedFact,
-    RunFact,
-    SessionRecord,
-    session_records,
+from spx_dagster.core.history import RunFact, SessionRecord
+from spx_dagster.core.snapshot import (  # noqa: F401 (re-exported: the readers' one definition)
+    CORRUPT_MANIFEST,
+    SessionSnapshot,
+    build_snapshot,
+    default_range,
+    published_facts,
 )
-from spx_dagster.core.storage import ManifestSummary, published_sessions
 from spx_dagster.defs.constants import CHECKSUM_CHECK, PARQUET
 from spx_dagster.defs.dagster_internals import (
     AssetCheckEvaluationTargetMaterializationData,
@@ -50,63 +37,21 @@ from spx_dagster.defs.instance_queries import (
 )
 from spx_dagster.defs.partitions import session_key
 
-CORRUPT_MANIFEST = "corrupt"  # ManifestSummary.status of a manifest that cannot be read
 
+class DagsterFacts:
+    """``core.snapshot.InstanceFacts`` read through Dagster's API."""
 
-@dataclass
-class SessionSnapshot:
-    """Everything known about the sessions in [start, end], read once."""
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
 
-    start: dt.date
-    end: dt.date
-    expected: list[dt.date]
-    published: dict[dt.date, ManifestSummary]
-    runs: list[RunFact]
-    corrupt: set[dt.date]
-    records: dict[dt.date, SessionRecord] = field(default_factory=dict)
+    def run_facts(self) -> list[RunFact]:
+        return run_facts(self.instance)
 
-    @property
-    def published_facts(self) -> dict[dt.date, PublishedFact]:
-        return published_facts(self.published)
+    def corrupt_sessions(self) -> set[dt.date]:
+        return corrupt_sessions(self.instance)
 
-    @property
-    def volatility(self) -> dict[dt.date, float]:
-        """``extra.underlying_range`` of the manifests that record it (the day's index range)."""
-        return {
-            day: s.underlying_range
-            for day, s in self.published.items()
-            if s.underlying_range is not None
-        }
-
-
-def published_facts(summaries: dict[dt.date, ManifestSummary]) -> dict[dt.date, PublishedFact]:
-    """``core.history`` facts of manifest summaries (unreadable ones keep status ``corrupt``)."""
-    return {
-        day: PublishedFact(
-            session=day,
-            status=s.status,
-            rows=s.rows,
-            bytes=s.bytes,
-            quality=s.quality,
-            seconds=s.seconds,
-            created_at=s.created_at,
-            underlying_range=s.underlying_range,
-        )
-        for day, s in summaries.items()
-    }
-
-
-def default_range(
-    settings: Any,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    *,
-    now: dt.datetime | None = None,
-) -> tuple[dt.date, dt.date]:
-    """[start, end] with ``processing.start_date`` and the latest closed session as defaults."""
-    first = start or settings.processing.start_date
-    last = end or calendar.latest_closed_session(now)
-    return first, last
+    def pending_backfill_sessions(self) -> dict[dt.date, str]:
+        return pending_backfill_sessions(self.instance)
 
 
 def session_snapshot(
@@ -117,26 +62,8 @@ def session_snapshot(
     *,
     now: dt.datetime | None = None,
 ) -> SessionSnapshot:
-    """Read the calendar, the manifests and the instance once for the sessions in [start, end].
-
-    A session outside the expected ones (published before ``processing.start_date`` was moved,
-    say) is still listed when it has a manifest or a run in the range.
-    """
-    first, last = default_range(settings, start, end, now=now)
-    expected = calendar.sessions_between(first, last)
-    published = published_sessions(Path(settings.storage.output_dir), start=first, end=last)
-    runs = [r for r in run_facts(instance) if first <= r.session <= last]
-    corrupt = {d for d in corrupt_sessions(instance) if first <= d <= last}
-    corrupt |= {d for d, s in published.items() if s.status == CORRUPT_MANIFEST}
-    output_dir = Path(settings.storage.output_dir)
-    corrupt |= {d for d, s in published.items() if s.size_problems(output_dir)}
-    pending = {d for d in pending_backfill_sessions(instance) if first <= d <= last}
-    days = sorted(set(expected) | set(published) | {r.session for r in runs} | corrupt)
-    snapshot = SessionSnapshot(first, last, expected, published, runs, corrupt)
-    snapshot.records = session_records(
-        days, published_facts(published), runs, corrupt=corrupt, pending=pending
-    )
-    return snapshot
+    """``core.snapshot.build_snapshot`` over the instance's facts."""
+    return build_snapshot(DagsterFacts(instance), settings, start, end, now=now)
 
 
 def session_state(

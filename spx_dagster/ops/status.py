@@ -21,6 +21,7 @@ MEMORY_HIGH_PERCENT = 90.0
 IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 FINAL_STAGES = ("done", "failed")
+PROGRESS_DIRNAME = "progress"  # defs.assets.PROGRESS_DIRNAME
 
 
 @dataclass
@@ -218,8 +219,12 @@ def _activity(instance: Any, published: dict) -> dict:
 def _in_progress(instance: Any) -> list[dict]:
     import dagster as dg
 
+    from spx_dagster.core.config.home import spx_home
     from spx_dagster.core.progress import read_progress
-    from spx_dagster.defs.assets import progress_dir
+
+    def progress_dir() -> Path:
+        # defs.assets.progress_dir, without importing the pipeline (~1 s; a test holds them equal)
+        return spx_home() / PROGRESS_DIRNAME
 
     statuses = [dg.DagsterRunStatus(s) for s in IN_PROGRESS]
     runs = {

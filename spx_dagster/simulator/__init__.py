@@ -20,6 +20,10 @@ with kinds ``status``, ``latency``, ``slow_body``, ``drop_mid_body``, ``truncate
 ``malformed_row``, ``extra_column`` (``faults.FAULT_KINDS``). Like the terminal, at most
 ``concurrency`` requests are served at once and ``queue`` wait; beyond that, 429.
 
+Quality anomalies (``anomalies.py``): ``add_anomaly(family, count)`` or ``anomalies=["parity:2"]``
+plants that many anomalies of a family in every session, at rows drawn from the seed and the
+date; ``anomalies(date)`` lists them (``anomalies.FAMILIES`` documents each kind).
+
 From other processes: the control API under ``/_sim/`` (``control.py``), ``SimulatorControl``,
 and ``SimulatorProcess`` / ``python -m spx_dagster.simulator --port 0 --ready-file F``.
 

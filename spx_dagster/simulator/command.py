@@ -26,6 +26,7 @@ from spx_dagster.core.thetadata.vendor import (
     TIER_ORDER,
     V2_LIST_EXPIRATIONS_PATH,
 )
+from spx_dagster.simulator.anomalies import FAMILIES, PLANNERS, parse_anomaly
 from spx_dagster.simulator.faults import PROFILES
 from spx_dagster.simulator.listing import CHAINS, DATA_START
 
@@ -61,8 +62,16 @@ Chains:
     + """
 
 \b
+Quality anomalies (--anomaly FAMILY[:N], repeatable: N per session, seeded by
+--seed and the date, listed by GET /_sim/anomalies?date=YYYY-MM-DD):
+"""
+    + "\n".join(f"  {name:<20} {', '.join(kinds)}" for name, (kinds, _) in PLANNERS.items())
+    + """
+
+\b
 Control (from any process): GET /_sim/stats, POST /_sim/faults (JSON FaultRule),
-DELETE /_sim/faults, POST /_sim/connected?value=false, GET /_sim/info.
+DELETE /_sim/faults, POST /_sim/connected?value=false, GET /_sim/info,
+GET|POST|DELETE /_sim/anomalies.
 
 \b
 Example:
@@ -81,6 +90,13 @@ def _today(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     try:
         return parse_date(value)
     except DateError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _anomalies(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
+    try:
+        return [parse_anomaly(value) for value in values]
+    except ValueError as error:
         raise click.BadParameter(str(error)) from None
 
 
@@ -150,6 +166,15 @@ def _on_sigterm(signum, frame) -> None:
     default=None,
     help="The simulated current date (YYYY-MM-DD; default: today in New York).",
 )
+@click.option(
+    "--anomaly",
+    "anomalies",
+    multiple=True,
+    callback=_anomalies,
+    metavar="FAMILY[:N]",
+    help="Plant N (default 1) quality anomalies of FAMILY in every session served "
+    f"(repeatable; families: {', '.join(FAMILIES)}).",
+)
 @click.option("--log-requests", is_flag=True, help="Print one line per request on stderr.")
 @click.option(
     "--ready-file",
@@ -169,6 +194,7 @@ def simulator(
     queue: int,
     tier: str,
     today: dt.date | None,
+    anomalies: list[tuple[str, int]],
     log_requests: bool,
     ready_file: Path | None,
 ) -> None:
@@ -188,6 +214,8 @@ def simulator(
         tier=tier,
         log_requests=log_requests,
     )
+    for family, count in anomalies:
+        server.add_anomaly(family, count)
     try:
         server.start()
     except PortInUse as error:
@@ -202,6 +230,9 @@ def simulator(
     )
     click.echo(f"  try:      curl '{url}{API_PREFIX[api_version]}{example}?{symbol}=SPXW'")
     click.echo(f"  control:  curl {url}/_sim/stats")
+    if anomalies:
+        planted = ", ".join(f"{f}:{n}" for f, n in server.anomalies()["anomalies"].items())
+        click.echo(f"  planting: {planted} per session (curl '{url}/_sim/anomalies?date=...')")
     click.echo(f"  use it:   spx-data config set thetadata.base_url {url}")
     click.echo("Press Ctrl-C to stop.")
     sys.stdout.flush()

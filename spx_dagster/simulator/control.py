@@ -11,10 +11,16 @@ the real terminal does not use):
     POST   /_sim/faults                    add a rule (JSON object of FaultRule fields)
     DELETE /_sim/faults                    remove every added rule
     POST   /_sim/connected?value=false     474 on data paths, DISCONNECTED on the status path
+    GET    /_sim/anomalies[?date=YYYY-MM-DD]  counts per family; with date, what that session
+                                           carries (family, kind, dataset, root, expiration,
+                                           strike, right, timestamp, end_timestamp, detail)
+    POST   /_sim/anomalies                 plant more: {"family": "parity", "count": 2}
+    DELETE /_sim/anomalies                 plant nothing from now on
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -70,6 +76,19 @@ class SimulatorControl:
     def faults(self) -> list[dict]:
         return self._call("GET", "faults")["faults"]
 
+    def add_anomaly(self, family: str, count: int = 1) -> dict[str, int]:
+        """Plant ``count`` more anomalies of ``family`` per session; returns the counts."""
+        payload = {"family": family, "count": count}
+        return self._call("POST", "anomalies", json=payload)["anomalies"]
+
+    def clear_anomalies(self) -> int:
+        return int(self._call("DELETE", "anomalies")["cleared"])
+
+    def anomalies(self, date: dt.date | str | None = None) -> dict:
+        """Counts per family; with ``date`` also ``planted``: that session's records."""
+        params = {} if date is None else {"date": str(date)}
+        return self._call("GET", "anomalies", params=params)
+
     def set_connected(self, connected: bool) -> None:
         self._call("POST", "connected", params={"value": "true" if connected else "false"})
 
@@ -99,7 +118,8 @@ class SimulatorProcess:
         port: 0 picks a free port.
         startup_timeout_s: How long to wait for the child to listen.
         **options: ``host``, ``profile``, ``chain``, ``seed``, ``api_version``,
-            ``concurrency``, ``queue``, ``today`` (as for ``SimulatorServer``).
+            ``concurrency``, ``queue``, ``today`` (as for ``SimulatorServer``); ``anomaly``: a
+            list of ``FAMILY[:N]`` (one ``--anomaly`` each).
     """
 
     def __init__(self, *, port: int = 0, startup_timeout_s: float = 60.0, **options) -> None:
@@ -114,7 +134,8 @@ class SimulatorProcess:
     def command(self, ready_file: Path) -> list[str]:
         args = [sys.executable, "-m", "spx_dagster.simulator", "--port", str(self.port)]
         for key, value in self.options.items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
+            for one in value if isinstance(value, list | tuple) else [value]:
+                args += [f"--{key.replace('_', '-')}", str(one)]
         return [*args, "--ready-file", str(ready_file)]
 
     def start(self) -> SimulatorProcess:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from spx_dagster.core.thetadata.vendor import STATUS_CODES
+from spx_dagster.simulator.anomalies import parse_day
 
 CODE = {s.name: s.code for s in STATUS_CODES.values()}
 INTERNAL_SERVER_ERROR = 500  # not a ThetaTerminal code: what an HTTP stack in between answers
@@ -40,15 +41,7 @@ DEFAULT_SECONDS = {"latency": 0.5, "slow_body": 0.01}
 
 
 def _as_date(value: dt.date | str | None, name: str) -> dt.date | None:
-    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
-        return value
-    text = str(value).strip()
-    try:
-        if len(text) == 8 and text.isdigit():
-            return dt.datetime.strptime(text, "%Y%m%d").date()
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"FaultRule {name}={value!r} is not a date: use YYYY-MM-DD") from None
+    return None if value is None else parse_day(value, f"FaultRule {name}")
 
 
 @dataclass

@@ -98,8 +98,12 @@ def price(
     seconds: np.ndarray,
     *,
     higher: bool = False,
+    vol_scale: float = 1.0,
 ) -> Priced:
-    """Price the contracts ``group[idx]`` at ``seconds`` after midnight (1-D shared or 2-D)."""
+    """Price the contracts ``group[idx]`` at ``seconds`` after midnight (1-D shared or 2-D).
+
+    ``vol_scale`` multiplies the smile (the calendar-arbitrage anomaly lowers one expiration's).
+    """
     seconds = np.asarray(seconds)
     if seconds.ndim == 1:
         seconds = seconds[None, :]
@@ -111,7 +115,7 @@ def price(
     t = np.maximum(years, MIN_YEARS)
     atm = term_structure(session.market.atm_vol, t)
     moneyness = np.log(strike / (spot * np.exp((rate - DIVIDEND_YIELD) * t)))
-    vol = smile(atm, moneyness, t)
+    vol = smile(atm, moneyness, t) * vol_scale
     greeks = black_scholes(spot, strike, years, rate, DIVIDEND_YIELD, vol, call, higher=higher)
     z = moneyness / (atm * np.sqrt(t))
     return Priced(np.broadcast_to(spot, vol.shape), years, vol, z, greeks)
@@ -171,12 +175,18 @@ def _greek_columns(priced: Priced, quote: dict, keys: np.ndarray, names) -> dict
 
 
 def intraday(
-    dataset: str, session: Session, group: ContractGroup, idx: slice, ms_of_day: np.ndarray
+    dataset: str,
+    session: Session,
+    group: ContractGroup,
+    idx: slice,
+    ms_of_day: np.ndarray,
+    *,
+    vol_scale: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """``greeks`` or ``quote`` rows of contracts ``group[idx]`` at ``ms_of_day`` (per contract,
     all times; contract-major order)."""
     seconds = ms_of_day // 1000
-    priced = price(session, group, idx, seconds)
+    priced = price(session, group, idx, seconds, vol_scale=vol_scale)
     keys = _row_keys(session.contract_keys(group, idx), ms_of_day)
     quote = quotes(priced, keys, opening=(seconds <= OPEN_SECOND)[None, :])
     times = np.broadcast_to(ms_of_day, keys.shape)

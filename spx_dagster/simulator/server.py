@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +34,7 @@ from spx_dagster.core.thetadata.vendor import (
     TERMINAL_QUEUE_MAX,
     Tier,
 )
+from spx_dagster.simulator.anomalies import FAMILIES, parse_anomaly, parse_day
 from spx_dagster.simulator.faults import FaultBook, FaultPlan, FaultRule, RequestInfo
 from spx_dagster.simulator.render import vocabulary
 from spx_dagster.simulator.terminal import (
@@ -68,8 +69,27 @@ class RequestGate:
         self.max_active = 0
         self.max_waiting = 0
         self.rejected = 0
+        # Lane-seconds served (the integral of active slots over time) and the wall-clock span
+        # from the first slot taken to the last one freed: the terminal time a benchmark
+        # divides by the lanes for the ideal wall time of a workload.
+        self.busy_lane_s = 0.0
+        self.first_enter_at: float | None = None
+        self.last_leave_at: float | None = None
+        self._changed_at = time.monotonic()
         self._cond = threading.Condition()
         self._closed = False
+
+    def _account(self) -> None:
+        now = time.monotonic()
+        self.busy_lane_s += self.active * (now - self._changed_at)
+        self._changed_at = now
+
+    def reset_accounting(self) -> None:
+        with self._cond:
+            self._account()
+            self.busy_lane_s = 0.0
+            self.first_enter_at = time.time() if self.active else None
+            self.last_leave_at = None
 
     def enter(self) -> bool:
         """Take a slot, waiting in the queue if needed; False if the queue is full."""
@@ -83,13 +103,18 @@ class RequestGate:
                 while self.active >= self.concurrency and not self._closed:
                     self._cond.wait()
                 self.waiting -= 1
+            self._account()
+            if self.first_enter_at is None:
+                self.first_enter_at = time.time()
             self.active += 1
             self.max_active = max(self.max_active, self.active)
             return True
 
     def leave(self) -> None:
         with self._cond:
+            self._account()
             self.active -= 1
+            self.last_leave_at = time.time()
             self._cond.notify()
 
     def close(self) -> None:
@@ -164,6 +189,8 @@ class SimulatorServer:
         max_rows: Requests over this many rows answer 570 (LARGE_REQUEST).
         v2_page_rows: v2 answers are paged past this many ticks.
         log_requests: Print one line per request to stderr.
+        anomalies: ``FAMILY[:N]`` specs (``anomalies.FAMILIES``): plant N quality anomalies of
+            each family in every session served (see ``add_anomaly``).
     """
 
     def __init__(
@@ -182,6 +209,7 @@ class SimulatorServer:
         max_rows: int = DEFAULT_MAX_ROWS,
         v2_page_rows: int = DEFAULT_V2_PAGE_ROWS,
         log_requests: bool = False,
+        anomalies: Iterable[str] = (),
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -201,6 +229,8 @@ class SimulatorServer:
             max_rows=max_rows,
             v2_page_rows=v2_page_rows,
         )
+        for spec in anomalies:
+            self.add_anomaly(*parse_anomaly(spec))
         self._stats = _Stats()
         self._connected = True
         self._httpd: ThreadingHTTPServer | None = None
@@ -295,6 +325,24 @@ class SimulatorServer:
         """Remove every rule added (the profile's random faults stay)."""
         return self.faults.clear()
 
+    def add_anomaly(self, family: str, count: int = 1) -> dict[str, int]:
+        """Plant ``count`` more anomalies of ``family`` in every session served (seeded by the
+        seed and the date); returns the counts per family. See ``anomalies.FAMILIES``."""
+        return self.terminal.anomalies.add(family, count)
+
+    def clear_anomalies(self) -> int:
+        """Plant nothing from now on; returns how many were asked for per session."""
+        return self.terminal.anomalies.clear()
+
+    def anomalies(self, date: dt.date | str | None = None) -> dict:
+        """The counts asked for, and with ``date`` the anomalies planted in that session."""
+        out: dict = {"anomalies": self.terminal.anomalies.counts()}
+        if date is not None:
+            day = parse_day(date)
+            out["date"] = day.isoformat()
+            out["planted"] = self.terminal.anomalies.records(day)
+        return out
+
     def set_connected(self, connected: bool) -> None:
         """False: data endpoints answer 474 and the status path says DISCONNECTED."""
         self._connected = bool(connected)
@@ -306,8 +354,17 @@ class SimulatorServer:
     def stats(self) -> dict:
         """Counters since start (or the last ``reset_stats``)."""
         s, g = self._stats, self.gate
+        with g._cond:
+            g._account()
+            lanes = {
+                "lanes": g.concurrency,
+                "busy_lane_s": round(g.busy_lane_s, 3),
+                "first_request_at": g.first_enter_at,
+                "last_request_end_at": g.last_leave_at,
+            }
         with s._lock:
             return {
+                **lanes,
                 "requests": s.requests,
                 "by_status": dict(s.by_status),
                 "by_path": dict(s.by_path),
@@ -329,6 +386,7 @@ class SimulatorServer:
             self.gate.max_active = self.gate.active
             self.gate.max_waiting = self.gate.waiting
             self.gate.rejected = 0
+        self.gate.reset_accounting()
 
     def info(self) -> dict:
         return {
@@ -515,6 +573,20 @@ class SimulatorServer:
                 return self._json(handler, 201, {"id": self.add_fault(rule), **rule.to_dict()})
             if action == "faults" and method == "DELETE":
                 return self._json(handler, 200, {"cleared": self.clear_faults()})
+            if action == "anomalies" and method == "GET":
+                return self._json(handler, 200, self.anomalies(query.get("date") or None))
+            if action == "anomalies" and method == "POST":
+                body = handler.read_json()
+                unknown = sorted(set(body) - {"family", "count"})
+                if unknown or "family" not in body:
+                    raise ValueError(
+                        'the body must be {"family": FAMILY, "count": N} with FAMILY one of '
+                        + ", ".join(FAMILIES)
+                    )
+                counts = self.add_anomaly(body["family"], body.get("count", 1))
+                return self._json(handler, 201, {"anomalies": counts})
+            if action == "anomalies" and method == "DELETE":
+                return self._json(handler, 200, {"cleared": self.clear_anomalies()})
             if action == "connected" and method in ("POST", "PUT"):
                 value = query.get("value", "true").strip().lower()
                 if value not in ("true", "false", "1", "0"):
@@ -535,6 +607,8 @@ class SimulatorServer:
                     "DELETE /_sim/stats",
                     "GET /_sim/info",
                     "GET|POST|DELETE /_sim/faults",
+                    "GET /_sim/anomalies[?date=YYYY-MM-DD]",
+                    "POST|DELETE /_sim/anomalies",
                     "POST /_sim/connected?value=true|false",
                 ],
             },

@@ -49,7 +49,7 @@ from spx_dagster.core.thetadata.vendor import (
     Tier,
     tier_allows,
 )
-from spx_dagster.simulator import generate
+from spx_dagster.simulator import anomalies, generate
 from spx_dagster.simulator.listing import CHAINS, DATA_START, Expiration, listing_for
 from spx_dagster.simulator.render import (
     CSV_LINE_END,
@@ -183,6 +183,7 @@ class Terminal:
         self.listing = listing_for(chain, self.seed, self.today)
         self.market = self.listing.market
         self.chain = chain
+        self.anomalies = anomalies.AnomalyBook(self.listing, self.seed)
 
     # ---- routing ----------------------------------------------------------------------------
     def is_health(self, path: str) -> bool:
@@ -505,6 +506,7 @@ class Terminal:
     ) -> Iterator[Block]:
         per_contract = len(times) if times is not None else 1
         per_block = max(1, BLOCK_ROWS // per_contract)
+        planted = self.anomalies.planted(session.day)
         offset = 0
         for group in groups:
             for start in range(0, len(group), per_block):
@@ -514,6 +516,13 @@ class Terminal:
                 else:
                     columns = generate.end_of_day(dataset, session, group, idx)
                 contract = np.repeat(np.arange(offset + idx.start, offset + idx.stop), per_contract)
+                if planted:
+                    columns, keep = anomalies.apply(
+                        planted, dataset, session, group, idx, times, columns
+                    )
+                    if keep is not None:
+                        contract = contract[keep]
+                        columns = {k: np.asarray(v)[keep] for k, v in columns.items()}
                 yield Block(contract, columns, session.day)
             offset += len(group)
 

@@ -42,7 +42,7 @@ def run_bench(*names: str, timeout: float = 300) -> dict[str, dict]:
 
 
 def test_data_benchmarks_print_one_sane_line_each():
-    lines = run_bench("pipeline_throughput", "terminal_schedule", "naive_baseline", "compression")
+    lines = run_bench("pipeline_throughput", "terminal_schedule", "naive_baseline")
 
     throughput = lines["pipeline_throughput"]
     assert throughput["rows"] > 0 and throughput["requests"] > 0
@@ -63,10 +63,27 @@ def test_data_benchmarks_print_one_sane_line_each():
     assert naive["same_rows"] is True and naive["speedup"] > 0
     assert naive["naive"]["json_mb"] > naive["ours"]["csv_mb"] > 0  # JSON is the wordier wire
 
-    compression = lines["compression"]
-    assert compression["measured_by"] == "pipeline_throughput run"
-    assert compression["rows"] == throughput["rows"]
-    assert compression["ratio"] > 1 and compression["parquet_mb"] == throughput["parquet_mb"]
+
+def test_the_compression_benchmark_rewrites_the_session_with_every_candidate():
+    from bench.compression import QUICK_CANDIDATES
+
+    line = run_bench("compression")["compression"]
+    published, *candidates = line["candidates"]
+    assert [c["name"] for c in candidates] == [c.name for c in QUICK_CANDIDATES]
+    assert set(published["bytes"]) == set(line["datasets"]) == {"greeks", "eod", "open_interest"}
+    # processed just now, so the session was published with the writer's settings
+    assert line["ratio"] == line["as_published_ratio"] == published["ratio"] > 1
+    assert line["rows"] > 0
+    assert line["met"] == all(line["met_by_target"].values())
+    for candidate in candidates:
+        assert candidate["ratio"] > 1 and candidate["total_write_s"] > 0
+        # every candidate's file answers the same three queries with the same rows
+        assert {q: t["rows"] for q, t in candidate["duckdb"].items()} == {
+            q: t["rows"] for q, t in candidates[0]["duckdb"].items()
+        }
+        assert all(t["rows"] > 0 and t["median_s"] > 0 for t in candidate["duckdb"].values())
+    # a higher zstd level never makes the greeks file larger than level 1 on the same rows
+    assert candidates[1]["bytes"]["greeks"] <= candidates[0]["bytes"]["greeks"]
 
 
 def test_the_graph_benchmark_runs_the_session_through_dagster():
@@ -75,6 +92,36 @@ def test_the_graph_benchmark_runs_the_session_through_dagster():
     assert line["command_s"] > line["run_s"] > 0
     assert line["peak_rss_mb"] > 0 and line["cpu_s"] > 0
     assert line["met"] == (line["peak_rss_mb"] <= 1500)
+
+
+def test_the_reader_benchmark_times_both_readers_on_the_same_files():
+    line = run_bench("reader_speed")["reader_speed"]
+    timed = line["timed"]
+    assert (
+        line["sessions"] == 3
+        and line["clones"]["linked_files"] + line["clones"]["copied_files"] == 2 * 2
+    )  # greeks and open_interest of each clone
+    assert "hard-linking" in line["made_by"]
+    # both sides answered the same question
+    assert timed["aggregate_reader"]["rows"] == timed["aggregate_direct"]["rows"] > 0
+    assert timed["chain_reader"]["rows"] == timed["chain_direct"]["rows"] > 0
+    assert timed["chain_command"]["rows"] == timed["chain_reader"]["rows"]
+    assert line["chain_s"] == timed["chain_command"]["median_s"] > 0
+    assert line["met"] == all(line["met_by_target"].values())
+
+
+def test_the_quality_benchmark_times_every_family_and_finds_the_planted_anomalies():
+    from spx_dagster.core.quality import Family
+
+    line = run_bench("quality_cost")["quality_cost"]
+    assert set(line["family_seconds"]) == {f.value for f in Family}
+    assert line["quality_s"] == pytest.approx(sum(line["family_seconds"].values()), abs=0.05)
+    assert line["share_pct"] > 0 and line["rows"] > 0 and line["parts"] > 0
+    assert line["validate_s_without_families"] > 0 and "wall_share_pct" in line
+    assert line["planted"] > 0 and line["recall"] is not None
+    assert set(line["recall_by_family"]) <= {f.value for f in Family}
+    assert 0 < line["precision_rows"] <= 1
+    assert line["met"] == all(line["met_by_target"].values())
 
 
 @pytest.mark.slow
@@ -94,6 +141,17 @@ def test_backfill_overhead_runs_every_session_through_the_daemon():
     assert line["sessions_done"] == line["sessions"] == line["runs"]
     assert line["wall_s"] > line["in_process_per_session_s"] > 0
     assert line["median_start_to_end_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_backfill_efficiency_measures_the_terminal_time_of_a_daemon_backfill():
+    line = run_bench("backfill_efficiency", timeout=900)["backfill_efficiency"]
+    (chain,) = line["chains"]
+    assert chain["sessions_done"] == chain["sessions"] == chain["runs"]
+    assert 0 < chain["ideal_s"] < chain["wall_s"]
+    assert 0 < chain["lanes_busy"] <= 1
+    assert chain["requests"] > 0 and chain["estimate_s"] > 0
 
 
 def test_lpt_packs_longest_first_onto_the_least_loaded_lane():

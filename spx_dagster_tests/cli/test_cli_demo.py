@@ -39,7 +39,21 @@ def test_demo_processes_verifies_and_explains(tmp_path):
         assert verify_session(home / "data", day).ok
         assert day.isoformat() in result.stdout
     assert "Demo sessions" in result.stdout
-    assert "duckdb -readonly" in result.stdout and str(home / "catalog.duckdb") in result.stdout
+    # The query the demo prints runs as printed, without a duckdb binary.
+    [printed] = [line.strip() for line in result.stdout.splitlines() if " spx-data sql " in line]
+    assert printed.startswith(f"SPX_DATA_HOME={home} spx-data sql ")
+    query = printed.split('"', 1)[1].rsplit('"', 1)[0]
+    rerun = subprocess.run(
+        [SPX_DATA, "sql", query, "--format", "csv"],
+        env={**os.environ, "SPX_DATA_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[0].replace('"', "") == "date,root,rows,avg_iv"
+    assert len(rerun.stdout.splitlines()) >= 3
+    assert str(home / "catalog.duckdb") in result.stdout
     assert f"SPX_DATA_HOME={home} spx-data serve" in result.stdout
     assert (home / "dagster" / "dagster.yaml").exists()
     with duckdb.connect(str(home / "catalog.duckdb"), read_only=True) as con:

@@ -44,6 +44,7 @@ def test_gaps_are_categorised_prioritised_and_estimated(history) -> None:  # noq
         "no_data": 0,
         "corrupt": 0,
         "low_quality": 0,
+        "incomplete": 0,
     }
     assert document["no_data_sessions"] == 1 and document["expected_sessions"] == 8
 

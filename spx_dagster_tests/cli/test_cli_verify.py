@@ -143,3 +143,41 @@ def test_usage_and_unpublished_dates(pipeline_home) -> None:
     assert latest_check(dt.date(2024, 11, 6)) is None
     empty = invoke("verify", "--all", "--json")
     assert empty.exit_code == 0 and json.loads(empty.stdout)["sessions"] == 0
+
+
+def test_verify_all_exits_1_on_files_no_manifest_lists_and_removes_them_on_request(
+    pipeline_home,
+) -> None:
+    assert run_session(DAY).success
+    output = pipeline_home.output_dir
+    listed = published_file(output, DAY)
+    # Rows a reader of the README's glob would see although no manifest lists them: a copy in
+    # the listed session's directory and a session that was never published.
+    beside = listed.with_name("greeks-0123456789abcdef.parquet")
+    beside.write_bytes(listed.read_bytes())
+    never = output / "greeks" / f"date={OTHER}" / "greeks.parquet"
+    never.parent.mkdir()
+    never.write_bytes(listed.read_bytes())
+
+    found = invoke("verify", "--all", "--json")
+    assert found.exit_code == 1, found.output
+    document = json.loads(found.stdout)
+    orphans = {
+        p["path"]: p
+        for r in document["results"]
+        for p in r["problems"]
+        if p["kind"] == "orphan_file"
+    }
+    assert set(orphans) == {
+        beside.relative_to(output).as_posix(),
+        never.relative_to(output).as_posix(),
+    }
+    assert all(p["severity"] == "error" for p in orphans.values())
+    text = invoke("verify", "--all")
+    assert text.exit_code == 1
+    assert "spx-data verify --all --remove-orphans" in text.output
+
+    cleaned = invoke("verify", "--all", "--remove-orphans")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert not beside.exists() and not never.exists() and listed.exists()
+    assert invoke("verify", "--all").exit_code == 0

@@ -3,7 +3,10 @@
 ``python -m spx_dagster_tests.core.storage_publish_worker OUTPUT SESSION loop``
     publishes version A, then B, then A, ... forever (the test SIGKILLs it at a random moment);
 ``... hold``
-    takes the session lock and holds it until killed.
+    takes the session lock and holds it until killed;
+``... stall-before-commit-A`` (or ``-B``)
+    writes every data file of that version, prints ``data-written`` and waits, lock held, for the
+    kill that lands between the data and the manifest commit.
 It prints ``ready`` once its imports and tables are prepared, so the test's kill timer measures
 publishing time only.
 """
@@ -41,16 +44,20 @@ def version_tables(session: dt.date, version: str) -> dict[str, list]:
     }
 
 
+def manifest_of(session: dt.date, entries: dict, versions) -> Manifest:
+    return Manifest(
+        session=session,
+        source=SourceInfo("simulator", "http://127.0.0.1:1", "v3"),
+        versions=versions,
+        datasets=entries,
+        roots=["SPXW"],
+    )
+
+
 def publish_version(output: Path, session: dt.date, tables: dict[str, list], versions) -> Manifest:
     with session_lock(output, session, timeout_s=30):
         entries = {ds: publish_dataset(output, session, ds, tables[ds]) for ds in DATASETS}
-        manifest = Manifest(
-            session=session,
-            source=SourceInfo("simulator", "http://127.0.0.1:1", "v3"),
-            versions=versions,
-            datasets=entries,
-            roots=["SPXW"],
-        )
+        manifest = manifest_of(session, entries, versions)
         commit_manifest(output, manifest)
     return manifest
 
@@ -65,6 +72,13 @@ def main() -> None:
     versions = Versions.current()
     tables = {v: version_tables(session, v) for v in ("A", "B")}
     print("ready", flush=True)
+    if mode.startswith("stall-before-commit-"):
+        with session_lock(output, session, timeout_s=30):
+            for ds in DATASETS:
+                publish_dataset(output, session, ds, tables[mode[-1]][ds])
+            print("data-written", flush=True)
+            while True:
+                time.sleep(1)
     i = 0
     while True:
         publish_version(output, session, tables["AB"[i % 2]], versions)

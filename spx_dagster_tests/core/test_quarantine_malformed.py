@@ -243,7 +243,7 @@ def test_resumed_answers_keep_their_bad_lines_and_a_lost_file_is_fetched_again(
 def test_validate_quarantines_staged_lines_of_every_kind_with_counted_reasons(tmp_path):
     """The validate stage alone, on hand-staged files: the client's real reasons, three kinds."""
     session, dataset = SESSION, "eod"
-    temp, output = tmp_path / "tmp", tmp_path / "out"
+    temp = tmp_path / "tmp"
     spec = SPECS[dataset]
     good = {name: "1" for name in spec.wire_names}
     good.update(
@@ -277,7 +277,7 @@ def test_validate_quarantines_staged_lines_of_every_kind_with_counted_reasons(tm
 
     accumulator = QualityAccumulator(listed=[(ROOT, dt.date(2024, 11, 8))])
     result = validate_staged_dataset(
-        temp, output, session, dataset, ValidationContext(session), accumulator
+        temp, session, dataset, ValidationContext(session), accumulator
     )
     assert result.quarantine is not None and result.quarantine.rows == 4
     quarantined = pq.read_table(result.quarantine.path)

@@ -41,6 +41,7 @@ from spx_dagster.core.storage import (
 )
 from spx_dagster.core.storage.manifest import MANIFEST_VERSION
 from spx_dagster.core.validation import (
+    QUALITY_WEIGHTS,
     QualityAccumulator,
     ValidationContext,
     validate_staged_dataset,
@@ -86,7 +87,7 @@ def test_end_to_end_stage_validate_publish_verify(tmp_path: Path, output: Path) 
     quality = QualityAccumulator(listed)
     context = ValidationContext(SESSION)
     for ds in ("greeks", "eod", "open_interest"):
-        validate_staged_dataset(temp, output, SESSION, ds, context, quality)
+        validate_staged_dataset(temp, SESSION, ds, context, quality)
     report = quality.report()
     with session_lock(output, SESSION):
         entries = {
@@ -104,7 +105,10 @@ def test_end_to_end_stage_validate_publish_verify(tmp_path: Path, output: Path) 
     assert report.parts["crossed_quote_rate"] == 0.0
     # Far wings are zero-quoted in the factory as in real chains: they cost little.
     assert 0 < report.parts["zero_quote_rate"] < 0.5
-    assert report.score == pytest.approx(1 - 0.05 * report.parts["zero_quote_rate"], abs=1e-6)
+    # Every other part that applies is 1 (reconciliation needs a session: it does not apply).
+    applies = sum(w for name, w in QUALITY_WEIGHTS.items() if report.parts[name] is not None)
+    zero_cost = QUALITY_WEIGHTS["zero_quote_rate"] * report.parts["zero_quote_rate"] / applies
+    assert report.score == pytest.approx(1 - zero_cost, abs=1e-6)
 
     # One file per dataset, sorted, zstd, typed, with the schema version in its metadata; a
     # hive-partitioned read of <dataset>/**/*.parquet sees the session date as a column.
@@ -164,28 +168,34 @@ def test_files_and_directories_get_the_configured_modes(output: Path) -> None:
     assert manifest_path(output, SESSION).stat().st_mode & 0o777 == 0o644
 
 
-def test_republish_replaces_atomically_and_removes_old_files_only_after_the_manifest(
-    output: Path,
-) -> None:
+def _visible(output: Path) -> list[Path]:
+    """What a reader following the README's glob sees."""
+    return sorted(output.glob("*/date=*/*.parquet"))
+
+
+def test_republish_replaces_each_file_by_one_rename_after_the_manifest(output: Path) -> None:
     old = _publish(output, SESSION, version_tables(SESSION, "A"))
     old_paths = [output / f.path for f in old.files]
+    old_bytes = {p: p.read_bytes() for p in old_paths}
     new_tables = version_tables(SESSION, "B")
     with session_lock(output, SESSION):
         entries = {ds: publish_dataset(output, SESSION, ds, new_tables[ds]) for ds in new_tables}
-        # New data is on disk, the old manifest still rules: the old session is intact.
-        assert all(p.exists() for p in old_paths)
-        midway = verify_session(output, SESSION)
-        assert midway.ok and load_manifest(output, SESSION).files == old.files
-        assert {p.kind for p in midway.problems} == {ProblemKind.ORPHAN_FILE}
+        # The new files wait under _pending/: the glob sees the old session, byte for byte.
+        assert _visible(output) == sorted(old_paths)
+        assert all(p.read_bytes() == content for p, content in old_bytes.items())
+        assert load_manifest(output, SESSION).files == old.files
         result = commit_manifest(output, _manifest(SESSION, entries))
-    assert not any(p.exists() for p in old_paths)
-    removed = {p for p in result.removed if p.suffix == ".parquet"}
-    assert removed == set(old_paths)
+    # One fixed name per dataset: the new file took the old one's place, nothing else is left.
+    assert _visible(output) == sorted(old_paths)
+    assert set(result.placed) >= set(old_paths)
+    assert not (output / "_pending").exists() or not any((output / "_pending").iterdir())
     after = verify_session(output, SESSION)
     assert after.ok and after.problems == []
-    assert {f.sha256 for f in after.manifest.files} == {
-        f.sha256 for e in entries.values() for f in e.files
-    }
+    assert (
+        {f.sha256 for f in after.manifest.files}
+        == {f.sha256 for e in entries.values() for f in e.files}
+        != {f.sha256 for f in old.files}
+    )
 
 
 def test_same_content_republished_keeps_the_same_file(output: Path) -> None:
@@ -238,18 +248,36 @@ def test_cleanup_orphans_keeps_listed_files(output: Path) -> None:
 
 
 def test_session_without_manifest_is_missing_and_its_files_are_orphans(output: Path) -> None:
-    with session_lock(output, SESSION):
-        publish_dataset(output, SESSION, "eod", [make_table("eod", SESSION)])
+    # A file in a dataset directory that no manifest lists (an older spx-data, or a copy by hand)
+    # is seen by every glob reader: an error, and the command that removes it is named.
+    directory = dataset_session_dir(output, "eod", SESSION)
+    directory.mkdir(parents=True)
+    pq.write_table(make_table("eod", SESSION), directory / "eod-0123456789abcdef.parquet")
     report = verify_session(output, SESSION)
     assert report.status == "missing" and not report.ok
-    assert {p.kind for p in report.problems} == {
+    assert {p.kind for p in report.errors} == {
         ProblemKind.MISSING_MANIFEST,
         ProblemKind.ORPHAN_FILE,
     }
+    orphan = next(p for p in report.problems if p.kind == ProblemKind.ORPHAN_FILE)
+    assert f"spx-data verify {SESSION} --remove-orphans" in orphan.message
     # verify_all finds sessions by their data too, not only by manifests.
     assert [r.session for r in verify_all(output)] == [SESSION]
     cleanup_orphans(output, SESSION)
     assert not dataset_session_dir(output, "eod", SESSION).exists()
+
+
+def test_an_uncommitted_publish_is_invisible_and_dropped(output: Path) -> None:
+    with session_lock(output, SESSION):
+        publish_dataset(output, SESSION, "eod", [make_table("eod", SESSION)])
+    assert _visible(output) == []
+    [report] = verify_all(output)  # found by its pending files alone
+    assert report.session == SESSION
+    assert {p.kind for p in report.problems} == {
+        ProblemKind.INTERRUPTED_PUBLISH,
+        ProblemKind.MISSING_MANIFEST,
+    }
+    assert not (output / "_pending" / f"date={SESSION}").exists()
 
 
 def test_no_data_session_is_a_manifest_without_files(output: Path) -> None:

@@ -13,7 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spx_dagster.core.storage import PartKey, quarantine_file, staged_file, validated_file
+from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.quality import Flag
+from spx_dagster.core.storage import PartKey, staged_file, validated_file
+from spx_dagster.core.storage.layout import validated_quarantine_file
 from spx_dagster.core.storage.parquet_io import write_table_atomic
 from spx_dagster.core.validation import (
     QualityAccumulator,
@@ -23,7 +26,6 @@ from spx_dagster.core.validation import (
     validate_staged_dataset,
     validate_table,
 )
-from spx_dagster.core.validation.schemas import DELTA_CHECK_ERROR
 from spx_dagster.core.validation.validate import NOT_INCREASING
 from spx_dagster_tests.factories import make_table
 
@@ -57,7 +59,7 @@ def test_clean_tables_of_every_dataset_pass() -> None:
             result.rejected.column("reason").to_pylist(),
         )
         assert result.valid.num_rows == table.num_rows
-        assert result.valid.schema.names == table.schema.names
+        assert result.valid.schema.names == DATASETS[dataset].published_schema.names
 
 
 def test_rejected_rows_carry_every_failed_check_as_reason() -> None:
@@ -82,11 +84,10 @@ def test_rejected_rows_carry_every_failed_check_as_reason() -> None:
     by_row = {i: reasons[table["timestamp"][i].as_py()] for i in range(6)}
     assert by_row[0] == "bid must be >= 0"
     assert by_row[1] == "root must not be null"
-    assert by_row[2] == f"ask must be >= 0; {DELTA_CHECK_ERROR}"
+    assert by_row[2] == "ask must be >= 0"  # its wrong-signed delta alone would be flagged
     assert by_row[3] == "implied_vol must be >= 0"
     assert result.rejected.num_rows == 6  # "right must be C or P" is row 4's only reason below
     assert "right must be C or P" in reasons[table["timestamp"][4].as_py()]
-    assert DELTA_CHECK_ERROR not in reasons[table["timestamp"][4].as_py()]
     assert result.stats.rejected_rows == 6 and result.stats.valid_rows == table.num_rows - 6
     assert result.stats.reasons["bid must be >= 0"] == 1
     assert result.stats.reasons["strike must be > 0"] == 1
@@ -109,15 +110,17 @@ def test_crossed_quotes_are_flagged_not_dropped() -> None:
     assert result.valid.num_rows == table.num_rows
 
 
-def test_delta_sign_per_right_with_a_tiny_epsilon() -> None:
+def test_a_delta_of_the_wrong_sign_is_flagged_and_published() -> None:
     table = _greeks()
     right = table["right"].to_pylist()
     put, call = right.index("P"), right.index("C")
-    table = _set(table, "delta", call, 1.0 + 1e-9)  # rounding noise: accepted
-    table = _set(table, "delta", put, 0.2)  # a put with a call's delta: rejected
+    table = _set(table, "delta", call, 1.0 + 1e-9)  # rounding noise: not flagged
+    table = _set(table, "delta", put, 0.2)  # a put with a call's delta: implausible
     result = validate_table(table, "greeks", CONTEXT)
-    assert result.rejected["reason"].to_pylist() == [DELTA_CHECK_ERROR]
-    assert result.rejected["right"].to_pylist() == ["P"]
+    assert result.rejected.num_rows == 0
+    flags = result.valid["flags"].to_numpy()
+    assert np.flatnonzero(flags & np.uint32(Flag.DELTA_BOUNDS)).tolist() == [put]
+    assert result.stats.families["greeks_bounds"].counts["delta_bounds"] == 1
 
 
 def test_timestamps_outside_the_session_window_are_rejected() -> None:
@@ -229,9 +232,12 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
         write_table_atomic(staged_file(temp, SESSION, "greeks", part), _set(table, "bid", i, -1.0))
     quality = QualityAccumulator([(p.root, p.expiration) for p in parts])
-    result = validate_staged_dataset(temp, output, SESSION, "greeks", CONTEXT, quality)
+    result = validate_staged_dataset(temp, SESSION, "greeks", CONTEXT, quality)
     assert result.parts == 2 and result.stats.rejected_rows == 2
-    quarantined = pq.read_table(quarantine_file(output, SESSION, "greeks"))
+    # Collected in the temp stage: the published output changes only with the manifest commit.
+    assert result.quarantine.path == validated_quarantine_file(temp, SESSION, "greeks")
+    assert not output.exists()
+    quarantined = pq.read_table(result.quarantine.path)
     assert quarantined["reason"].to_pylist() == ["bid must be >= 0"] * 2
     assert quarantined.schema.names[-1] == "reason"
     for part in parts:
@@ -247,8 +253,8 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     for i, part in enumerate(parts):
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
         write_table_atomic(staged_file(temp, SESSION, "greeks", part), table)
-    assert validate_staged_dataset(temp, output, SESSION, "greeks", CONTEXT).quarantine is None
-    assert not quarantine_file(output, SESSION, "greeks").exists()
+    assert validate_staged_dataset(temp, SESSION, "greeks", CONTEXT).quarantine is None
+    assert not validated_quarantine_file(temp, SESSION, "greeks").exists()
 
 
 @pytest.mark.slow

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from spx_dagster.core.storage.layout import (
     LOCKS_DIR,
     MANIFESTS_DIR,
     QUARANTINE_DIR,
+    manifest_path,
     parse_session_dirname,
 )
 from spx_dagster.defs.constants import SESSION_JOB
@@ -36,6 +41,8 @@ BASE_SETTINGS = {
     "SPX_DATA_THETADATA__BACKOFF_MAX_S": "0.05",
     "SPX_DATA_STORAGE__MIN_FREE_GB": "0",
     "SPX_DATA_PROCESSING__START_DATE": "2024-01-02",
+    # The tiny chain is not the real listing (see spx_dagster_tests/conftest.py).
+    "SPX_DATA_QUALITY__LISTING_RULES": "false",
 }
 
 
@@ -155,3 +162,74 @@ def published_tree_problems(output_dir: Path) -> list[str]:
                     f"{session_dir} holds {sorted(present)}, its manifest lists {sorted(listed)}"
                 )
     return problems
+
+
+# Longest wait for a run to reach the point it is to be killed at.
+WAIT_S = 90
+
+
+def _progress(progress_dir: Path, pid: int) -> dict | None:
+    """The newest progress snapshot written by process ``pid`` (None before the first one)."""
+    newest = None
+    for path in progress_dir.glob("*.json"):
+        try:
+            snap = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if snap.get("pid") != pid:
+            continue  # a run killed earlier, or an in-process re-run
+        if newest is None or snap.get("updated_at", 0) > newest.get("updated_at", 0):
+            newest = snap
+    return newest
+
+
+def _manifest_stamp(output_dir: Path, day: dt.date) -> tuple[int, int] | None:
+    try:
+        st = manifest_path(output_dir, day).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _reached(point: str, snap: dict | None, fetch_after: int, manifest_changed: bool) -> bool:
+    if point == "manifest":
+        return manifest_changed
+    if snap is None:
+        return False
+    if point == "fetch":
+        # Answers are counted in the file every 0.5 s: a run already past the fetch is killed
+        # at once rather than missed.
+        return (snap["stage"] == "fetch" and snap["done"] >= fetch_after) or snap["stage"] in (
+            "fetched",
+            "validate",
+        )
+    return snap["stage"] == point
+
+
+def kill_at(process, point: str, rng: random.Random, home: Path, day: dt.date) -> str:
+    """Wait for ``point`` in ``process``'s run, then SIGKILL it; return where the run was."""
+    progress_dir, output_dir = home / "progress", home / "data"
+    before = _manifest_stamp(output_dir, day)
+    fetch_after = rng.randint(0, 4)  # a tiny session is 6 data requests
+    extra_delay = rng.uniform(0.0, 0.15 if point == "fetch" else 0.03)
+    deadline = time.monotonic() + WAIT_S
+    snap = None
+    while time.monotonic() < deadline and process.poll() is None:
+        snap = _progress(progress_dir, process.pid)
+        if _reached(point, snap, fetch_after, _manifest_stamp(output_dir, day) != before):
+            break
+        time.sleep(0.002)
+    else:
+        hung = process.poll() is None
+        if hung:
+            os.killpg(process.pid, signal.SIGKILL)
+        _, err = process.communicate(timeout=30)
+        what = f"hung for {WAIT_S} s" if hung else f"ended (rc {process.returncode})"
+        raise AssertionError(f"the run {what} before reaching {point}: {err[-3000:]}")
+    time.sleep(0 if point == "manifest" else extra_delay)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    snap = _progress(progress_dir, process.pid)
+    committed = _manifest_stamp(output_dir, day) != before
+    return f"{snap['stage'] if snap else 'starting'}{' +manifest' if committed else ''}"

@@ -18,21 +18,18 @@ import datetime as dt
 import json
 import os
 import random
-import signal
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from spx_dagster.core import calendar
 from spx_dagster.core.storage import load_manifest, verify_session
-from spx_dagster.core.storage.layout import manifest_path
 from spx_dagster.defs.constants import ERROR_CATEGORY_TAG
 from spx_dagster.simulator import FaultRule
 from spx_dagster_tests.reliability.support import (
     all_runs,
     invoke,
+    kill_at,
     published_tree_problems,
     spawn_cli,
 )
@@ -43,74 +40,6 @@ SEED = 20240315
 POINTS = ("fetch", "validate", "publish", "manifest")
 ITERATIONS = 8  # two kills at each point, in a seeded order
 SESSIONS = calendar.sessions_between(dt.date(2024, 9, 3), dt.date(2024, 9, 30))
-WAIT_S = 90
-
-
-def _progress(progress_dir: Path, pid: int) -> dict | None:
-    """The newest progress snapshot written by process ``pid`` (None before the first one)."""
-    newest = None
-    for path in progress_dir.glob("*.json"):
-        try:
-            snap = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if snap.get("pid") != pid:
-            continue  # a run killed earlier, or an in-process re-run
-        if newest is None or snap.get("updated_at", 0) > newest.get("updated_at", 0):
-            newest = snap
-    return newest
-
-
-def _manifest_stamp(output_dir: Path, day: dt.date) -> tuple[int, int] | None:
-    try:
-        st = manifest_path(output_dir, day).stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def _reached(point: str, snap: dict | None, fetch_after: int, manifest_changed: bool) -> bool:
-    if point == "manifest":
-        return manifest_changed
-    if snap is None:
-        return False
-    if point == "fetch":
-        # Answers are counted in the file every 0.5 s: a run already past the fetch is killed
-        # at once rather than missed.
-        return (snap["stage"] == "fetch" and snap["done"] >= fetch_after) or snap["stage"] in (
-            "fetched",
-            "validate",
-        )
-    return snap["stage"] == point
-
-
-def _kill_at(process, point: str, rng: random.Random, home: Path, day: dt.date) -> str:
-    """Wait for ``point`` in ``process``'s run, then SIGKILL it; return where the run was."""
-    progress_dir, output_dir = home / "progress", home / "data"
-    before = _manifest_stamp(output_dir, day)
-    fetch_after = rng.randint(0, 4)  # a tiny session is 6 data requests
-    extra_delay = rng.uniform(0.0, 0.15 if point == "fetch" else 0.03)
-    deadline = time.monotonic() + WAIT_S
-    snap = None
-    while time.monotonic() < deadline and process.poll() is None:
-        snap = _progress(progress_dir, process.pid)
-        if _reached(point, snap, fetch_after, _manifest_stamp(output_dir, day) != before):
-            break
-        time.sleep(0.002)
-    else:
-        hung = process.poll() is None
-        if hung:
-            os.killpg(process.pid, signal.SIGKILL)
-        _, err = process.communicate(timeout=30)
-        what = f"hung for {WAIT_S} s" if hung else f"ended (rc {process.returncode})"
-        raise AssertionError(f"the run {what} before reaching {point}: {err[-3000:]}")
-    time.sleep(0 if point == "manifest" else extra_delay)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-    snap = _progress(progress_dir, process.pid)
-    committed = _manifest_stamp(output_dir, day) != before
-    return f"{snap['stage'] if snap else 'starting'}{' +manifest' if committed else ''}"
 
 
 def test_sigkill_at_random_points_never_damages_the_store(pipeline_home, tiny_simulator):
@@ -133,7 +62,7 @@ def test_sigkill_at_random_points_never_damages_the_store(pipeline_home, tiny_si
         day = rng.choice(published) if forced else next(fresh)
         old = load_manifest(output_dir, day)
         args = ["process", day.isoformat(), *(["--force"] if forced else [])]
-        where = _kill_at(spawn_cli(*args, env=env), point, rng, home, day)
+        where = kill_at(spawn_cli(*args, env=env), point, rng, home, day)
         landed[f"{point}→{where}"] += 1
 
         verified = invoke("verify", "--all")

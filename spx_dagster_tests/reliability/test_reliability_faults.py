@@ -27,6 +27,8 @@ import pytest
 
 from spx_dagster.core import calendar
 from spx_dagster.core.config import load_settings
+from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.quality import Flag
 from spx_dagster.core.session_stages import (
     PipelineSettings,
     fetch_session,
@@ -80,11 +82,18 @@ def reference(tmp_path_factory, tiny_simulator) -> Path:
     return home / "data"
 
 
-def _rows_differing(reference_file: Path, published_file: Path) -> tuple[int, int]:
+def _rows_differing(reference_file: Path, published_file: Path, dataset: str) -> tuple[int, int]:
     """(reference rows missing from the published file, published rows not in the reference),
-    multiset semantics: a duplicated row counts."""
+    multiset semantics: a duplicated row counts. ``flags`` is left out: a quarantined garbled
+    line leaves its contract a bar short, which the coverage family flags (``_flags_differing``).
+    """
     with duckdb.connect() as con:
-        ref, pub = f"read_parquet('{reference_file}')", f"read_parquet('{published_file}')"
+        ref, pub = (
+            f"(SELECT * EXCLUDE (flags) FROM read_parquet('{f}'))"
+            if DATASETS[dataset].flagged
+            else f"read_parquet('{f}')"
+            for f in (reference_file, published_file)
+        )
         missing = con.execute(
             f"SELECT count(*) FROM (FROM {ref} EXCEPT ALL FROM {pub})"
         ).fetchone()[0]
@@ -92,6 +101,21 @@ def _rows_differing(reference_file: Path, published_file: Path) -> tuple[int, in
             0
         ]
     return missing, extra
+
+
+def _flags_differing(reference_file: Path, published_file: Path, dataset: str) -> tuple[int, int]:
+    """(rows whose flags differ from the reference's by more than ``incomplete_bars``, rows
+    that gained ``incomplete_bars``), joined on the dataset's sort keys."""
+    keys = ", ".join(f'"{k}"' for k in DATASETS[dataset].sort_keys)
+    bit = int(Flag.INCOMPLETE_BARS)
+    with duckdb.connect() as con:
+        other, gained = con.execute(
+            f"SELECT count(*) FILTER (xor(p.flags, r.flags) & ~{bit}::UINTEGER != 0), "
+            f"count(*) FILTER (p.flags & {bit} != 0 AND r.flags & {bit} = 0) "
+            f"FROM read_parquet('{published_file}') p JOIN read_parquet('{reference_file}') r "
+            f"USING ({keys})"
+        ).fetchone()
+    return int(other), int(gained)
 
 
 def _check_against_reference(output_dir: Path, reference: Path, day: dt.date) -> Counter:
@@ -117,8 +141,16 @@ def _check_against_reference(output_dir: Path, reference: Path, day: dt.date) ->
                 assert row["reason"].startswith("malformed line: "), row
         else:
             assert not q_path.exists()
-        missing, extra = _rows_differing(reference / ref_file.path, output_dir / pub_file.path)
+        ref_path, pub_path = reference / ref_file.path, output_dir / pub_file.path
+        missing, extra = _rows_differing(ref_path, pub_path, dataset)
         assert extra == 0, f"{day} {dataset}: {extra} published rows a clean terminal never sent"
+        if DATASETS[dataset].flagged:
+            other, gained = _flags_differing(ref_path, pub_path, dataset)
+            assert other == 0, f"{day} {dataset}: {other} rows flagged unlike the clean terminal's"
+            assert (gained > 0) == (DATASETS[dataset].intraday and entry.quarantined_rows > 0), (
+                f"{day} {dataset}: {gained} rows gained incomplete_bars, "
+                f"{entry.quarantined_rows} quarantined"
+            )
         assert missing == entry.quarantined_rows, (
             f"{day} {dataset}: {missing} rows lost, {entry.quarantined_rows} quarantined"
         )
@@ -164,9 +196,13 @@ def test_twenty_sessions_under_faults_end_published_or_failed_never_partial(
 
     retries: Counter = Counter()
     quarantined: Counter = Counter()
+    holed = set()  # sessions whose quarantined intraday lines left a contract bars short
     for day in published:
         retries.update(load_manifest(output_dir, day).retries)
-        quarantined.update(_check_against_reference(output_dir, reference, day))
+        mine = _check_against_reference(output_dir, reference, day)
+        quarantined.update(mine)
+        if any(mine[d] for d in mine if DATASETS[d].intraday):
+            holed.add(day)
     assert quarantined["greeks"] >= 1  # GARBLED's line, at least
 
     verified = invoke("verify", "--all", "--json")
@@ -176,9 +212,13 @@ def test_twenty_sessions_under_faults_end_published_or_failed_never_partial(
         invoke("gaps", "--from", str(SESSIONS[0]), "--to", str(SESSIONS[-1]), "--json").stdout
     )
     kinds = {g["session"]: g["kind"] for g in gaps["sessions"]}
+    # A garbled line is quarantined, so its contract lacks a bar: coverage says the session is
+    # incomplete, to be revisited by the gap sensor (a terminal may send the line whole then).
     assert {d: k for d, k in kinds.items() if k != "low_quality"} == {
-        d.isoformat(): "failed" for d in failed
+        **{d.isoformat(): "failed" for d in failed},
+        **{d.isoformat(): "incomplete" for d in holed},
     }
+    assert holed  # GARBLED's, or (when hostile faults failed it) another garbled session
 
     print(
         f"\n[{profile}] {len(SESSIONS)} sessions: {len(published)} published, {len(failed)} "

@@ -106,6 +106,23 @@ def test_concurrency_limit_queue_and_429_past_it():
     assert stats["rejected"] == 2 and stats["by_status"][CODE["OS_LIMIT"]] == 2
 
 
+def test_stats_count_the_lane_seconds_served_and_their_span():
+    """Two requests held 0.5 s each on two lanes at once: 1 lane-second over a 0.5 s span (the
+    figures benchmarks divide by the lanes for the terminal's ideal time)."""
+    with SimulatorServer(port=0, chain="tiny", today=TODAY, concurrency=2, queue=0) as small:
+        small.add_fault(FaultRule(kind="latency", seconds=0.5, path="greeks"))
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: greeks(small), range(2)))
+        stats = small.stats()
+        small.reset_stats()
+        after_reset = small.stats()
+    assert stats["lanes"] == 2
+    assert 0.95 <= stats["busy_lane_s"] <= 1.5
+    span = stats["last_request_end_at"] - stats["first_request_at"]
+    assert 0.45 <= span <= 1.0
+    assert after_reset["busy_lane_s"] == 0 and after_reset["first_request_at"] is None
+
+
 def test_status_path_bypasses_the_limit():
     with SimulatorServer(port=0, chain="tiny", today=TODAY, concurrency=1, queue=0) as small:
         small.add_fault(FaultRule(kind="latency", seconds=0.5, path="greeks"))

@@ -457,7 +457,8 @@ class StorageSettings(_Section):
 
 
 class QualitySettings(_Section):
-    """When a session's data counts as good enough."""
+    """When a session's data counts as good enough, and the tolerances of the research checks
+    (``core.quality.Thresholds``: each key is the field of the same name)."""
 
     min_score: float = setting(
         0.95,
@@ -466,6 +467,89 @@ class QualitySettings(_Section):
         kind="number 0..1",
         ge=0.0,
         le=1,
+    )
+    spread_floor: float = setting(
+        0.20,
+        "A spread (dollars) up to which a quote is never flagged wide_spread (two $0.10 ticks).",
+        example="0.20",
+        kind="dollars",
+        ge=0.0,
+        le=100.0,
+    )
+    iv_max: float = setting(
+        5.0,
+        "Largest plausible implied volatility (5 = 500 %); above it a row is flagged iv_bounds.",
+        example="5",
+        kind="number",
+        gt=0.0,
+        le=100.0,
+    )
+    iv_error_max: float = setting(
+        0.05,
+        "Largest absolute iv_error of a two-sided quote before it is flagged iv_error.",
+        example="0.05",
+        kind="number",
+        gt=0.0,
+        le=100.0,
+    )
+    moneyness_sd: float = setting(
+        2.0,
+        "Standard deviations (IV·√T) beyond which a strike is clearly in or out of the money, "
+        "so its absolute delta must lie on that side of 0.5 (delta_moneyness).",
+        example="2",
+        kind="number",
+        gt=0.0,
+        le=100.0,
+    )
+    arbitrage_tick: float = setting(
+        0.01,
+        "Dollars of slack added to the half-spreads in the vertical and butterfly tests.",
+        example="0.01",
+        kind="dollars",
+        ge=0.0,
+        le=100.0,
+    )
+    stale_minutes: int = setting(
+        30,
+        "Minutes a quote may stand still before it can be flagged stale_quote.",
+        example="30",
+        kind="minutes",
+        ge=1,
+        le=390,
+    )
+    underlying_tolerance: float = setting(
+        0.001,
+        "Share by which a row's underlying_price may differ from its minute's median "
+        "(underlying_mismatch); 0.001 is 0.1 %.",
+        example="0.001",
+        kind="share",
+        gt=0.0,
+        le=1.0,
+    )
+    listing_rules: bool = setting(
+        True,
+        "Compare each session's expiration listing with the era's Cboe listing rules (coverage); "
+        "false trusts the vendor's listing, for a reduced chain such as the simulator's tiny one.",
+        example="false",
+        kind="true|false",
+    )
+    drift_ratio: float = setting(
+        0.5,
+        "A session with fewer than this share (or more than its inverse) of the median contract "
+        "count of the previous 20 sessions fails the coverage family's drift test.",
+        example="0.5",
+        kind="share",
+        gt=0.0,
+        le=1.0,
+    )
+    calendar_iv_tolerance: float = setting(
+        0.002,
+        "Implied volatility an IV fit is trusted to beyond its spread in the calendar test "
+        "(0.002: 0.2 vol points).",
+        example="0.002",
+        kind="number",
+        ge=0.0,
+        le=1.0,
     )
 
 
@@ -608,6 +692,8 @@ def describe_keys() -> list[KeySpec]:
 def _adapter(key: str) -> TypeAdapter[Any]:
     spec = KEYS[key]
     field = SECTIONS[spec.section].model_fields[spec.name]
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
     return TypeAdapter(Annotated[(field.annotation, *field.metadata)])
 
 

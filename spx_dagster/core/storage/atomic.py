@@ -156,6 +156,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = DEFAULT_FILE_MODE
     return out.sha256
 
 
+def copy_atomic(source: Path, target: Path, *, mode: int = DEFAULT_FILE_MODE) -> tuple[int, str]:
+    """Copy ``source`` to ``target`` atomically (any filesystem to any); return (bytes, sha256)."""
+    with open(source, "rb") as src, atomic_writer(target, mode=mode) as out:
+        while chunk := src.read(HASH_CHUNK_BYTES):
+            out.write(chunk)
+    return out.size, out.sha256
+
+
 def sha256_file(path: Path, *, chunk_bytes: int = HASH_CHUNK_BYTES) -> str:
     """SHA-256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
     digest = hashlib.sha256()

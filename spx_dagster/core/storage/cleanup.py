@@ -4,8 +4,10 @@
 failed, crashed or was interrupted leaves them for the next run to resume from), so that a
 refusal for disk space can name them and the command that frees them.
 
-An orphan is a file in a session's dataset directory that its manifest does not list (a crash
-between writing the data and committing the manifest, or the files a re-publish replaced).
+An orphan is a file in a session's dataset or quarantine directory that its manifest does not
+list (left by an older spx-data, copied there by hand, or a session whose manifest was deleted):
+a reader globbing ``<dataset>/*/*.parquet`` would see its rows, so ``verify`` reports it as an
+error and the next publish of the session, or ``verify --remove-orphans``, deletes it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from spx_dagster.core.storage.layout import (
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.locks import DEFAULT_LOCK_TIMEOUT_S, session_lock
 from spx_dagster.core.storage.manifest import Manifest, load_manifest
+from spx_dagster.core.storage.rollforward import recover_session
 
 
 def remove_session_temp(temp_dir: Path, session: dt.date) -> list[Path]:
@@ -128,7 +131,7 @@ def session_tmp_leftovers(output_dir: Path, session: dt.date) -> list[Path]:
 
 
 def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None) -> list[Path]:
-    """Files in the session's dataset directories that ``manifest`` does not list.
+    """Files in the session's dataset and quarantine directories that ``manifest`` does not list.
 
     A listed file's ``.sha256`` sidecar counts as listed; ``.tmp-`` files are left to
     ``session_tmp_leftovers``. Without a manifest every file is unlisted.
@@ -140,8 +143,15 @@ def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None
             path = output_dir / entry.path
             listed.add(path)
             listed.add(path.with_name(path.name + CHECKSUM_SUFFIX))
+        for entry in manifest.datasets.values():
+            if entry.quarantine_path:
+                listed.add(output_dir / entry.quarantine_path)
     out = []
-    for directory in session_data_dirs(output_dir, session):
+    quarantine = quarantine_dir(output_dir, session)
+    directories = session_data_dirs(output_dir, session)
+    if quarantine.is_dir():
+        directories.append(quarantine)
+    for directory in directories:
         for path in sorted(directory.iterdir()):
             if path.name.startswith(TMP_PREFIX) or path in listed:
                 continue
@@ -167,8 +177,8 @@ def remove_unlisted(output_dir: Path, session: dt.date, manifest: Manifest | Non
     for directory in {p.parent for p in removed}:
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(directory)
-    for directory in session_data_dirs(output_dir, session):
-        with contextlib.suppress(OSError):  # not empty: it holds listed files
+    for directory in [*session_data_dirs(output_dir, session), quarantine_dir(output_dir, session)]:
+        with contextlib.suppress(OSError):  # not empty (it holds listed files), or gone
             directory.rmdir()
     return removed
 
@@ -176,6 +186,8 @@ def remove_unlisted(output_dir: Path, session: dt.date, manifest: Manifest | Non
 def cleanup_orphans(
     output_dir: Path, session: dt.date, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> list[Path]:
-    """Take the session lock and delete files its manifest does not list; return them."""
+    """Take the session lock, finish an interrupted publish, delete files its manifest does not
+    list; return them."""
     with session_lock(output_dir, session, timeout_s=lock_timeout_s):
+        recover_session(output_dir, session)
         return remove_unlisted(output_dir, session, load_manifest(output_dir, session))

@@ -5,15 +5,20 @@ Temp (``storage.temp_dir``), per session, resumable::
     <temp_dir>/staging/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.parquet   (+ .json stats)
     <temp_dir>/validated/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.parquet
 
+    <temp_dir>/validated/date=YYYY-MM-DD/_quarantine/<dataset>.parquet           (refused rows)
+
 Published (``storage.output_dir``), the contract of DESIGN.md::
 
-    <output_dir>/<dataset>/date=YYYY-MM-DD/<dataset>-<sha256[:16]>.parquet   (+ .sha256 sidecar)
+    <output_dir>/<dataset>/date=YYYY-MM-DD/<dataset>.parquet          (+ .sha256 sidecar)
     <output_dir>/_manifests/date=YYYY-MM-DD.json
     <output_dir>/_quarantine/date=YYYY-MM-DD/<dataset>.parquet
+    <output_dir>/_pending/date=YYYY-MM-DD/<the same relative paths>   (only while publishing)
     <output_dir>/_locks/date=YYYY-MM-DD.lock
 
-Published data files are named after their content so that a re-run never overwrites a file the
-current manifest lists: the old session stays intact until the new manifest replaces it.
+Each published file has one fixed name per dataset and session, so a re-publish replaces it by
+one ``rename``: a reader globbing ``<dataset>/*/*.parquet`` sees the old file or the new one,
+never both and never neither. New files are written under ``_pending/`` (invisible to that glob)
+and renamed into place only after the manifest that lists them is committed (``publish.py``).
 """
 
 from __future__ import annotations
@@ -37,9 +42,7 @@ STATS_SUFFIX = ".json"
 CHECKSUM_SUFFIX = ".sha256"
 # The part name of a response that covers every expiration (the request's ``expiration=*``).
 ALL_EXPIRATIONS = "ALL"
-# Characters of the content hash in a published file name: 64 bits, collisions are not a concern
-# for the handful of files a session directory holds.
-CONTENT_NAME_HEX = 16
+PENDING_DIR = "_pending"
 
 _SESSION_DIR_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _PART_RE = re.compile(
@@ -138,6 +141,11 @@ def validated_file(temp_dir: Path, session: dt.date, dataset: str, part: PartKey
     return validated_dir(temp_dir, session) / dataset / part.filename
 
 
+def validated_quarantine_file(temp_dir: Path, session: dt.date, dataset: str) -> Path:
+    """Where validation collects a dataset's refused rows; publishing commits them with the rest."""
+    return validated_dir(temp_dir, session) / QUARANTINE_DIR / f"{dataset}{PARQUET_SUFFIX}"
+
+
 def _parts_in(directory: Path) -> list[PartKey]:
     if not directory.is_dir():
         return []
@@ -176,9 +184,25 @@ def dataset_session_dir(output_dir: Path, dataset: str, session: dt.date) -> Pat
     return local_path(output_dir) / dataset / session_dirname(session)
 
 
-def published_file_name(dataset: str, sha256_hex: str) -> str:
-    """Content-derived name of a published file: ``greeks-0123456789abcdef.parquet``."""
-    return f"{dataset}-{sha256_hex[:CONTENT_NAME_HEX]}{PARQUET_SUFFIX}"
+def published_file(output_dir: Path, dataset: str, session: dt.date) -> Path:
+    """``<output_dir>/<dataset>/date=D/<dataset>.parquet``: the one published file of a dataset."""
+    return dataset_session_dir(output_dir, dataset, session) / f"{dataset}{PARQUET_SUFFIX}"
+
+
+def pending_dir(output_dir: Path, session: dt.date) -> Path:
+    """``<output_dir>/_pending/date=D``: the files of a publish not yet renamed into place."""
+    return local_path(output_dir) / PENDING_DIR / session_dirname(session)
+
+
+def pending_path(output_dir: Path, session: dt.date, final: Path) -> Path:
+    """Where the new version of the published ``final`` waits for its commit: the same path
+    relative to the output directory, under the session's pending directory."""
+    return pending_dir(output_dir, session) / relative_to_output(output_dir, final)
+
+
+def final_path(output_dir: Path, session: dt.date, pending: Path) -> Path:
+    """The published path a pending file replaces (the inverse of ``pending_path``)."""
+    return local_path(output_dir) / Path(pending).relative_to(pending_dir(output_dir, session))
 
 
 def checksum_path(path: Path) -> Path:

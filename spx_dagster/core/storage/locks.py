@@ -1,4 +1,5 @@
-"""One publisher per session: an exclusive ``flock`` on ``_locks/date=D.lock``.
+"""One publisher per session: an exclusive ``flock`` on ``_locks/date=D.lock``; ``verify`` holds
+it shared, so it never checks a session halfway through a re-publish.
 
 flock locks belong to the open file and vanish when the holder exits (even on SIGKILL), so a
 crashed publisher never leaves a stale lock behind. The lock file itself is never deleted:
@@ -25,12 +26,21 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 class SessionLocked(RuntimeError):
     """Another process is publishing the same session."""
 
-    def __init__(self, session: dt.date, path: Path, holder: str, timeout_s: float) -> None:
-        self.session, self.path, self.holder = session, path, holder
+    def __init__(
+        self, session: dt.date, path: Path, holder: str, timeout_s: float, *, readers: bool = False
+    ) -> None:
+        self.session, self.path, self.holder, self.readers = session, path, holder, readers
+        # The lock file names the last publisher; readers (verify) hold it shared and write
+        # nothing, so when only readers hold it the file's name is not theirs.
+        who = (
+            ("being read by `spx-data verify` (the lock is held shared)", "that verify")
+            if readers
+            else (f"being published by another process ({holder or 'unknown'})", "that run")
+        )
         super().__init__(
-            f"session {session} is being published by another process ({holder or 'unknown'}; "
-            f"lock {path} still held after {timeout_s:g} s); wait for that run to finish and "
-            f"retry. The lock is released automatically when its process exits."
+            f"session {session} is {who[0]}; lock {path} still held after {timeout_s:g} s; "
+            f"wait for {who[1]} to finish and retry. The lock is released automatically when "
+            f"its process exits."
         )
 
 
@@ -49,15 +59,7 @@ def session_lock(
     ensure_dir(path.parent, mode=dir_mode)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SessionLocked(session, path, _holder(path), timeout_s) from None
-                time.sleep(poll_s)
+        _acquire(fd, fcntl.LOCK_EX, session, path, timeout_s, poll_s)
         os.ftruncate(fd, 0)
         os.pwrite(
             fd,
@@ -69,6 +71,74 @@ def session_lock(
             yield path
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def session_read_lock(
+    output_dir: Path,
+    session: dt.date,
+    *,
+    timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    poll_s: float = 0.05,
+) -> Iterator[Path | None]:
+    """Hold the session's lock shared for the block: no publish changes the session meanwhile,
+    and several readers (``verify`` runs) hold it at once. SessionLocked after ``timeout_s``.
+
+    Needs no write access and creates nothing: where the lock file is missing (no publish of the
+    session ever started) or cannot be opened, the block runs unlocked and gets None.
+    """
+    path = lock_file(output_dir, session)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        # No lock file: nothing ever published the session here (publishers create it), and a
+        # reader writes nothing (a refused run leaves the output directory as it was).
+        fd = None
+    if fd is None:
+        yield None
+        return
+    try:
+        _acquire(fd, fcntl.LOCK_SH, session, path, timeout_s, poll_s)
+        try:
+            yield path
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(
+    fd: int, operation: int, session: dt.date, path: Path, timeout_s: float, poll_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                readers = operation == fcntl.LOCK_EX and _held_shared(path)
+                raise SessionLocked(
+                    session, path, _holder(path), timeout_s, readers=readers
+                ) from None
+            time.sleep(poll_s)
+
+
+def _held_shared(path: Path) -> bool:
+    """Whether the lock is held by readers only: a shared lock can still be taken beside them."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
     finally:
         os.close(fd)
 

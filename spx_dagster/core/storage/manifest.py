@@ -2,8 +2,10 @@
 
 A session is complete only when ``_manifests/date=D.json`` exists and every file it lists matches
 its checksum. The JSON is versioned (``manifest_version``); readers reject a newer version with
-advice instead of guessing. ``published_sessions`` reads thousands of manifests quickly by caching
-each file's summary by (mtime, size).
+advice instead of guessing; fields added since version 1 are optional (an older spx-data
+ignores them, a newer one reads their absence as the old meaning), so the version stays 1.
+``published_sessions`` reads thousands of manifests quickly from their summary index
+(``manifest_index``), trusting an entry only while its file's stamp matches.
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from spx_dagster.core.datasets import SCHEMA_VERSION
+from spx_dagster.core.revisits import revisit_days, session_holes
 from spx_dagster.core.storage.atomic import (
     DEFAULT_DIR_MODE,
     DEFAULT_FILE_MODE,
     atomic_write_bytes,
     ensure_dir,
 )
-from spx_dagster.core.storage.layout import manifest_path, manifests_dir, parse_session_dirname
+from spx_dagster.core.storage.layout import (
+    manifest_path,
+    manifests_dir,
+    parse_session_dirname,
+    pending_dir,
+)
 
 MANIFEST_VERSION = 1
 STATUS_COMPLETE = "complete"
@@ -52,7 +59,9 @@ class DatasetEntry:
     """One dataset of a session: its published files and the rows refused into quarantine.
 
     ``quarantined_rows`` counts rows that failed a check and lines the client could not parse;
-    ``quarantine_path`` (relative to the output directory) is their file, None when there are none.
+    ``quarantine_path`` (relative to the output directory) is their file, None when there are none,
+    committed with the session like its data files: ``quarantine_bytes`` and ``quarantine_sha256``
+    (None in manifests written before quarantine joined the commit) let ``verify`` check it.
     ``dropped_outside_plan`` counts rows of expirations the plan does not hold (a wildcard
     ``expiration=*`` answer reaches past ``processing.max_dte``), dropped before validation.
     """
@@ -62,6 +71,8 @@ class DatasetEntry:
     quarantined_rows: int = 0
     quarantine_path: str | None = None
     dropped_outside_plan: int = 0
+    quarantine_bytes: int | None = None
+    quarantine_sha256: str | None = None
 
     @property
     def bytes(self) -> int:
@@ -78,6 +89,9 @@ class QualitySummary:
     reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per failed check
     weights: dict[str, float] = field(default_factory=dict)
     by_dataset: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # Per quality family (``core.quality``): score, checked, violations, threshold, counts,
+    # measures and the worst examples; empty in manifests of schema 1.
+    families: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,6 +163,10 @@ class Manifest:
     created_at: dt.datetime = field(default_factory=_utc_now)
     manifest_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # free-form additions (e.g. underlying)
+    # When the session was first published, and its vendor-hole revisits (``core.revisits``):
+    # both carried across re-publishes; absent (None, []) in manifests written before them.
+    first_published_at: dt.datetime | None = None
+    revisits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def files(self) -> list[FileEntry]:
@@ -170,6 +188,8 @@ class Manifest:
         data = asdict(self)
         data["session"] = self.session.isoformat()
         data["created_at"] = self.created_at.isoformat()
+        if self.first_published_at is not None:
+            data["first_published_at"] = self.first_published_at.isoformat()
         data["expirations"] = {
             root: [d.isoformat() for d in days] for root, days in self.expirations.items()
         }
@@ -196,6 +216,8 @@ class Manifest:
                 quarantined_rows=int(entry.get("quarantined_rows", 0)),
                 quarantine_path=entry.get("quarantine_path"),
                 dropped_outside_plan=int(entry.get("dropped_outside_plan", 0)),
+                quarantine_bytes=entry.get("quarantine_bytes"),
+                quarantine_sha256=entry.get("quarantine_sha256"),
             )
             for name, entry in data.get("datasets", {}).items()
         }
@@ -219,6 +241,12 @@ class Manifest:
             created_at=dt.datetime.fromisoformat(data["created_at"]),
             manifest_version=found,
             extra=dict(data.get("extra", {})),
+            first_published_at=(
+                dt.datetime.fromisoformat(data["first_published_at"])
+                if data.get("first_published_at")
+                else None
+            ),
+            revisits=[dict(r) for r in data.get("revisits", [])],
         )
 
     @classmethod
@@ -282,6 +310,9 @@ class ManifestSummary:
     error: str | None = None  # set when the manifest could not be read (the session is corrupt)
     quarantined_rows: int = 0
     file_sizes: tuple[tuple[str, int], ...] = ()  # (path relative to output_dir, bytes)
+    holes: int = 0  # ``core.revisits.session_holes``: 0 for a session without vendor holes
+    first_published_at: str | None = None  # created_at in manifests written before the field
+    revisits: tuple[int, ...] = ()  # after_days of the revisits recorded
 
     def size_problems(self, output_dir: Path) -> list[str]:
         """Listed files that are gone or whose size differs from the manifest: one ``stat`` per
@@ -299,6 +330,11 @@ class ManifestSummary:
                 continue
             if actual != size:
                 problems.append(f"{relative} has {actual} bytes, the manifest lists {size}")
+        if problems and pending_dir(output_dir, self.session).exists():
+            problems.append(
+                f"a publish of {self.session} was interrupted after its commit; "
+                f"`spx-data verify {self.session}` moves its last files into place"
+            )
         return problems
 
     @classmethod
@@ -318,15 +354,14 @@ class ManifestSummary:
             underlying_range=float(underlying_range) if underlying_range is not None else None,
             quarantined_rows=manifest.quarantined_rows,
             file_sizes=tuple((f.path, f.bytes) for f in manifest.files),
+            holes=session_holes(manifest.quality) if manifest.status == STATUS_COMPLETE else 0,
+            first_published_at=(manifest.first_published_at or manifest.created_at).isoformat(),
+            revisits=revisit_days(manifest.revisits),
         )
 
     @classmethod
     def unreadable(cls, session: dt.date, error: str) -> ManifestSummary:
         return cls(session, "corrupt", 0, 0, 0, None, None, None, {}, {}, None, error)
-
-
-_summary_cache: dict[str, tuple[tuple[int, int, int], ManifestSummary]] = {}
-_summary_lock = threading.Lock()
 
 
 def manifest_sessions(output_dir: Path) -> list[dt.date]:
@@ -350,41 +385,16 @@ def published_sessions(
     """Summaries of every published session (optionally in [start, end]), oldest first.
 
     A manifest that cannot be read gives a summary with status ``corrupt`` and ``error`` set
-    rather than an exception, so one bad file never hides the others. Summaries are cached per
-    file by (inode, mtime, size): listing 3,000 sessions a second time costs a directory scan.
+    rather than an exception, so one bad file never hides the others. Summaries come from the
+    index (``manifest_index``: one file, each entry trusted only while its manifest's stamp
+    matches), so listing 3,000 sessions costs a directory listing and one small read.
     """
-    directory = manifests_dir(output_dir)
-    if not directory.is_dir():
-        return {}
-    found: dict[dt.date, ManifestSummary] = {}
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            name = entry.name
-            if not name.endswith(".json") or name.startswith("."):
-                continue
-            day = parse_session_dirname(name.removesuffix(".json"))
-            if day is None or (start and day < start) or (end and day > end):
-                continue
-            try:
-                stat = entry.stat()
-            except FileNotFoundError:
-                continue  # replaced or removed while listing
-            key = entry.path
-            with _summary_lock:
-                cached = _summary_cache.get(key)
-            # A re-publish renames a new file over the old one: the inode changes even when the
-            # mtime and size happen to match.
-            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            if cached and cached[0] == identity:
-                found[day] = cached[1]
-                continue
-            try:
-                summary = ManifestSummary.of(read_manifest(Path(entry.path)))
-            except FileNotFoundError:
-                continue
-            except ManifestError as exc:
-                summary = ManifestSummary.unreadable(day, str(exc))
-            with _summary_lock:
-                _summary_cache[key] = (identity, summary)
-            found[day] = summary
+    from spx_dagster.core.storage.manifest_index import indexed_summaries
+
+    found = {}
+    for name, entry in indexed_summaries(output_dir).items():
+        day = parse_session_dirname(name.removesuffix(".json"))
+        if day is None or (start and day < start) or (end and day > end):
+            continue
+        found[day] = entry.summary
     return dict(sorted(found.items()))

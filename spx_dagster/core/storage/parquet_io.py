@@ -3,7 +3,7 @@
 Published files are written by ``PublishedDatasetWriter``: one file per dataset and session, one
 row group per chunk (a staged response, i.e. one expiration), each chunk sorted by the dataset's
 sort keys, so memory is bounded by one expiration, never by the day. The file is hashed while it is
-written and gets a content-derived name when it is complete.
+written, and waits under ``_pending/`` until the manifest that lists it is committed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spx_dagster.core.datasets import DATASETS, SCHEMA_VERSION
+from spx_dagster.core.datasets import DATASETS, FLAGS_FIELD, SCHEMA_VERSION
 from spx_dagster.core.ordered_map import ordered_map
+from spx_dagster.core.quality import evaluate
 from spx_dagster.core.storage.atomic import (
     DEFAULT_DIR_MODE,
     DEFAULT_FILE_MODE,
@@ -33,9 +34,8 @@ from spx_dagster.core.storage.atomic import (
     write_checksum_sidecar,
 )
 from spx_dagster.core.storage.layout import (
-    dataset_session_dir,
-    published_file_name,
-    quarantine_file,
+    pending_path,
+    published_file,
     relative_to_output,
     validated_file,
     validated_parts,
@@ -43,11 +43,98 @@ from spx_dagster.core.storage.layout import (
 from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
 
-COMPRESSION = "zstd"
+COMPRESSION = "zstd"  # the temp stages and the quarantine: written once, read once
 META_SCHEMA_VERSION = b"spx_data.schema_version"
 META_DATASET = b"spx_data.dataset"
 META_SESSION = b"spx_data.session"
 REASON_COLUMN = "reason"
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    """How a published dataset's file is encoded: codec, level and per-column encodings.
+
+    Resolved once per dataset in ``PUBLISHED_WRITER_OPTIONS``; ``bench/compression.py``
+    measures candidates with this same class (its figures are in ``bench/RESULTS.md``).
+    ``no_dictionary`` names columns never dictionary encoded (the others start with a dictionary
+    and fall back to plain pages when it outgrows its page); ``byte_stream_split`` names columns
+    encoded ``BYTE_STREAM_SPLIT``, which pyarrow applies only without a dictionary, so they must
+    be in ``no_dictionary`` too. ``column_levels`` overrides ``compression_level`` per column.
+    ``row_group_rows`` caps a row group (``None``: one per chunk).
+    """
+
+    compression: str = "zstd"
+    compression_level: int | None = None  # None: the codec's default (zstd: 1)
+    byte_stream_split: tuple[str, ...] = ()
+    no_dictionary: tuple[str, ...] = ()
+    column_levels: tuple[tuple[str, int], ...] = ()  # (column, level)
+    row_group_rows: int | None = None
+
+    def parquet_kwargs(self, schema: pa.Schema) -> dict:
+        """Keyword arguments of ``pyarrow.parquet.ParquetWriter`` for a file of ``schema``."""
+        names = set(schema.names)
+        levels = dict(self.column_levels)
+        named = set(self.byte_stream_split) | set(self.no_dictionary) | set(levels)
+        unknown = sorted(named - names)
+        if unknown:
+            raise ValueError(
+                f"writer options name columns {unknown} that the schema does not have "
+                f"(columns: {', '.join(schema.names)}); name existing columns only"
+            )
+        dictionary_first = sorted(set(self.byte_stream_split) - set(self.no_dictionary))
+        if dictionary_first:
+            raise ValueError(
+                f"byte_stream_split names {dictionary_first} without listing them in "
+                "no_dictionary: pyarrow would dictionary-encode them and never split them; "
+                "add them to no_dictionary"
+            )
+        kwargs: dict = {"compression": self.compression}
+        if levels:
+            default = 1 if self.compression_level is None else self.compression_level
+            kwargs["compression_level"] = {n: levels.get(n, default) for n in schema.names}
+        elif self.compression_level is not None:
+            kwargs["compression_level"] = self.compression_level
+        if self.byte_stream_split:
+            kwargs["use_byte_stream_split"] = list(self.byte_stream_split)
+        if self.no_dictionary:
+            kwargs["use_dictionary"] = [n for n in schema.names if n not in self.no_dictionary]
+        return kwargs
+
+    def row_group_size(self, rows: int) -> int:
+        """Rows per row group for a chunk of ``rows`` rows."""
+        return max(1, min(rows, self.row_group_rows or rows))
+
+
+# Float columns whose values rarely repeat within an expiration (4 decimals of a higher-order
+# greek: 0.45-0.92 distinct values per row on a full chain); the others (bid, ask, delta, theta, IV,
+# the underlying, strikes) fit a dictionary page.
+UNREPEATED_FLOATS: dict[str, tuple[str, ...]] = {"greeks": ("vega", "rho", "epsilon", "lambda")}
+UNREPEATED_LEVEL = 3
+
+
+def _published_writer_options(dataset: str) -> WriterOptions:
+    """The encoding of ``dataset``'s published files: zstd, and the float columns whose values
+    rarely repeat without a dictionary and at level 3; every other column as before (level 1,
+    dictionary first), so the scans that do not read those columns read the same pages.
+
+    Measured on a full-chain session (``bench/compression.py``; the table is in
+    ``bench/RESULTS.md``): such a column outgrows its dictionary page a few thousand rows into an
+    expiration, and the dictionary-then-plain pages it leaves compress worse than plain pages
+    from the start (4.46 : 1 became 6.7 : 1, written faster). ``BYTE_STREAM_SPLIT`` breaks the
+    repeated 8-byte patterns zstd finds and comes out larger; no dictionary on every float, or
+    level 3 on every column, made DuckDB's scans slower; levels above 3 add little and write
+    slower.
+    """
+    unrepeated = UNREPEATED_FLOATS.get(dataset, ())
+    return WriterOptions(
+        no_dictionary=unrepeated,
+        column_levels=tuple((name, UNREPEATED_LEVEL) for name in unrepeated),
+    )
+
+
+PUBLISHED_WRITER_OPTIONS: dict[str, WriterOptions] = {
+    name: _published_writer_options(name) for name in DATASETS
+}
 
 
 def file_metadata(dataset: str, session: dt.date) -> dict[bytes, bytes]:
@@ -108,9 +195,11 @@ class PublishedDatasetWriter:
                 writer.write(table)
         entry = writer.entry                # DatasetEntry for the manifest
 
-    ``close()`` renames the finished file to ``<dataset>-<sha256[:16]>.parquet`` and writes its
-    ``.sha256`` sidecar; nothing is deleted, so the files of the current manifest stay intact.
-    A dataset without rows publishes no file. On an exception the temp file is removed.
+    ``close()`` renames the finished file to the pending copy of
+    ``<dataset>/date=D/<dataset>.parquet`` and writes its ``.sha256`` sidecar beside it; the
+    published file is untouched until ``commit_manifest`` renames the pending one over it. A
+    dataset without rows publishes no file.
+    On an exception the temp file is removed.
     """
 
     def __init__(
@@ -129,8 +218,13 @@ class PublishedDatasetWriter:
         self.dataset = dataset
         self.file_mode = file_mode
         self.dir_mode = dir_mode
-        self.directory = dataset_session_dir(self.output_dir, dataset, session)
-        self.schema = DATASETS[dataset].schema.with_metadata(file_metadata(dataset, session))
+        self.final = published_file(self.output_dir, dataset, session)
+        self.pending = pending_path(self.output_dir, session, self.final)
+        self.directory = self.pending.parent
+        self.schema = DATASETS[dataset].published_schema.with_metadata(
+            file_metadata(dataset, session)
+        )
+        self.options = PUBLISHED_WRITER_OPTIONS[dataset]
         self.rows = 0
         self.row_groups = 0
         self.entry: DatasetEntry | None = None
@@ -138,7 +232,14 @@ class PublishedDatasetWriter:
         self._writer: pq.ParquetWriter | None = None
 
     def prepare(self, table: pa.Table) -> pa.Table:
-        """One chunk in the published column order, types and sort (safe on another thread)."""
+        """One chunk in the published column order, types and sort (safe on another thread).
+
+        A chunk of a flagged dataset that did not come through validation (no ``flags`` column)
+        gets its flags here: no published row of such a dataset goes out unchecked.
+        """
+        if FLAGS_FIELD.name in self.schema.names and FLAGS_FIELD.name not in table.column_names:
+            flags = evaluate(table, self.dataset, self.session).flags
+            table = table.append_column(FLAGS_FIELD, flags)
         return sort_chunk(table.select(self.schema.names).cast(self.schema), self.dataset)
 
     def write(self, table: pa.Table, *, prepared: bool = False) -> None:
@@ -149,10 +250,13 @@ class PublishedDatasetWriter:
         if self._writer is None:
             ensure_dir(self.directory, mode=self.dir_mode)
             self._temp = open_temp(self.directory, f"{self.dataset}.parquet", mode=self.file_mode)
-            self._writer = pq.ParquetWriter(self._temp, self.schema, compression=COMPRESSION)
-        self._writer.write_table(chunk, row_group_size=chunk.num_rows)
+            self._writer = pq.ParquetWriter(
+                self._temp, self.schema, **self.options.parquet_kwargs(self.schema)
+            )
+        row_group_size = self.options.row_group_size(chunk.num_rows)
+        self._writer.write_table(chunk, row_group_size=row_group_size)
         self.rows += chunk.num_rows
-        self.row_groups += 1
+        self.row_groups += -(-chunk.num_rows // row_group_size)
 
     def close(self) -> DatasetEntry:
         """Finish the file, give it its content name and sidecar; return the manifest entry."""
@@ -163,14 +267,14 @@ class PublishedDatasetWriter:
             return self.entry
         self._writer.close()
         temp = self._temp
-        final = self.directory / published_file_name(self.dataset, temp.sha256)
-        commit_temp(temp, final)
-        write_checksum_sidecar(final, temp.sha256, mode=self.file_mode)
+        commit_temp(temp, self.pending)
+        # The sidecar names the published file: ``sha256sum -c`` runs where it will lie.
+        write_checksum_sidecar(self.pending, temp.sha256, mode=self.file_mode)
         fsync_dir(self.directory)
         self.entry = DatasetEntry(
             files=[
                 FileEntry(
-                    path=relative_to_output(self.output_dir, final),
+                    path=relative_to_output(self.output_dir, self.final),
                     rows=self.rows,
                     bytes=temp.size,
                     sha256=temp.sha256,
@@ -208,10 +312,10 @@ def publish_dataset(
     file_mode: int = DEFAULT_FILE_MODE,
     dir_mode: int = DEFAULT_DIR_MODE,
 ) -> DatasetEntry:
-    """Write a dataset's chunks as the session's published file; return its manifest entry.
+    """Write a dataset's chunks as the session's pending file; return its manifest entry.
 
-    Call inside ``session_lock`` and follow with ``commit_manifest``: until the manifest names the
-    new file it is an orphan and the old session stays the published one.
+    Call inside ``session_lock`` and follow with ``commit_manifest``: until the manifest naming
+    the new file is committed it waits under ``_pending/`` and the old session stays published.
     """
     with (
         PublishedDatasetWriter(
@@ -246,22 +350,21 @@ class QuarantineEntry:
 class QuarantineWriter:
     """Collects a dataset's rejected rows (with ``reason``) into one quarantine parquet file.
 
-    Rows are streamed to a temp file as they come, and the file is renamed to
-    ``_quarantine/date=D/<dataset>.parquet`` on ``close()``. A run with no rejected rows removes
-    the file a previous run may have left, so the quarantine always describes the latest run.
+    Rows are streamed to a temp file as they come, and the file is renamed to ``path`` (in the
+    temp stage: publishing commits it with the session) on ``close()``. A run with no rejected
+    rows removes the file a previous run may have left, so it always describes the latest run.
     """
 
     def __init__(
         self,
-        output_dir: Path,
+        path: Path,
         session: dt.date,
         dataset: str,
         *,
         file_mode: int = DEFAULT_FILE_MODE,
         dir_mode: int = DEFAULT_DIR_MODE,
     ) -> None:
-        self.output_dir = local_path(output_dir)
-        self.path = quarantine_file(self.output_dir, session, dataset)
+        self.path = Path(path)
         # Every column nullable: a row may be here precisely because a key is null.
         self.schema = pa.schema(
             [f.with_nullable(True) for f in DATASETS[dataset].schema]

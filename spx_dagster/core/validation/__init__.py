@@ -4,11 +4,12 @@ Plain Python (no Dagster). The validated-stage asset calls, per dataset::
 
     context = ValidationContext(session, interval="1m")
     quality = QualityAccumulator(listed=[(root, exp), ...])
-    result = validate_staged_dataset(temp_dir, output_dir, session, "greeks", context, quality)
+    result = validate_staged_dataset(temp_dir, session, "greeks", context, quality)
     report = quality.report()          # QualityReport(score, parts, counts, ...)
 
 Rows the checks reject and lines the client could not parse (staged by the fetch with
-``write_malformed``) land in ``_quarantine/date=D/<dataset>.parquet`` with a reason per row.
+``write_malformed``) land in the temp stage's ``_quarantine/<dataset>.parquet`` with a reason per
+row; publishing commits it as ``<output_dir>/_quarantine/date=D/<dataset>.parquet``.
 """
 
 from spx_dagster.core.validation.malformed import (
@@ -31,7 +32,11 @@ from spx_dagster.core.validation.schemas import (
     build_schema,
     conform_table,
 )
-from spx_dagster.core.validation.stage import StageResult, validate_staged_dataset
+from spx_dagster.core.validation.stage import (
+    StageResult,
+    reconcile_session,
+    validate_staged_dataset,
+)
 from spx_dagster.core.validation.validate import ValidationResult, validate_table
 
 __all__ = [
@@ -50,6 +55,7 @@ __all__ = [
     "malformed_file",
     "quality_score",
     "read_malformed",
+    "reconcile_session",
     "validate_staged_dataset",
     "validate_table",
     "write_malformed",

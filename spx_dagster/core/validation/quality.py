@@ -10,10 +10,13 @@ Parts (each 0..1; None when it does not apply, e.g. no intraday dataset, no list
 - ``crossed_quote_rate``: rows with bid > ask / rows with both quoted (flagged, rows kept).
 - ``zero_quote_rate``: rows with bid = ask = 0 / rows with both quoted. Normal in far wings, so
   it weighs little.
+- one part per research family (``core.quality.Family``): 1 − rows it flagged / rows it
+  checked (calendar arbitrage: grid comparisons; coverage: contracts, expirations and the drift
+  test; reconciliation: EOD rows, intraday contracts without EOD and open-interest rows).
 
-Score = sum(w * g) / sum(w) over the parts that apply, with g = the part for the first three
-and g = 1 - rate for the two rates, and w = ``QUALITY_WEIGHTS``. A session whose only issue is
-a typical share of zero quotes in the wings (say 30 %) still scores 0.985.
+Score = sum(w * g) / sum(w) over the parts that apply, with g = the part for the first three and
+the families, g = 1 - rate for the two rates, and w = ``QUALITY_WEIGHTS``. A session whose only
+issue is a typical share of zero quotes in the wings (say 30 %) still scores 0.985.
 """
 
 from __future__ import annotations
@@ -23,14 +26,25 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from spx_dagster.core.quality import Family, FamilyResult
+from spx_dagster.core.quality.thresholds import alert_threshold
 from spx_dagster.core.storage.manifest import QualitySummary
 
 QUALITY_WEIGHTS: dict[str, float] = {
-    "validity": 0.40,
-    "expiration_coverage": 0.25,
-    "interval_completeness": 0.20,
-    "crossed_quote_rate": 0.10,
+    "validity": 0.30,
+    "expiration_coverage": 0.15,
+    "interval_completeness": 0.13,
+    "crossed_quote_rate": 0.06,
     "zero_quote_rate": 0.05,
+    # The research families (``core.quality``): their score is 1 − flagged / checked rows.
+    "quote_sanity": 0.06,
+    "greeks_bounds": 0.05,
+    "strike_arbitrage": 0.05,
+    "parity": 0.03,
+    "staleness": 0.03,
+    "calendar_arbitrage": 0.03,
+    "coverage": 0.03,
+    "reconciliation": 0.03,
 }
 _RATE_PARTS = frozenset({"crossed_quote_rate", "zero_quote_rate"})
 
@@ -52,6 +66,7 @@ class ChunkStats:
     complete_contracts: int | None = None  # intraday only: contracts with the expected rows
     expirations: set[tuple[str, dt.date]] = field(default_factory=set)  # with valid rows
     outside_plan_rows: int = 0  # rows of expirations the plan does not hold, dropped
+    families: dict[str, FamilyResult] = field(default_factory=dict)  # quality families, by name
 
     def add(self, other: ChunkStats) -> None:
         self.rows += other.rows
@@ -67,6 +82,9 @@ class ChunkStats:
             self.complete_contracts = (self.complete_contracts or 0) + other.complete_contracts
         self.expirations |= other.expirations
         self.outside_plan_rows += other.outside_plan_rows
+        for name, result in other.families.items():
+            mine = self.families.setdefault(name, FamilyResult(result.family))
+            mine.add(result)
 
 
 @dataclass
@@ -76,6 +94,7 @@ class QualityReport:
     counts: dict[str, int]
     reasons: dict[str, int]
     by_dataset: dict[str, dict[str, float | None]]
+    families: dict[str, FamilyResult] = field(default_factory=dict)
 
     def to_summary(self) -> QualitySummary:
         """The manifest's form of this report."""
@@ -86,6 +105,10 @@ class QualityReport:
             reasons=dict(self.reasons),
             weights=dict(QUALITY_WEIGHTS),
             by_dataset={k: dict(v) for k, v in self.by_dataset.items()},
+            families={
+                name: result.to_dict(alert_threshold(name))
+                for name, result in sorted(self.families.items())
+            },
         )
 
 
@@ -117,6 +140,11 @@ class QualityAccumulator:
         self._listed_all = set(listed)
         self._listed: dict[str, set[tuple[str, dt.date]]] = {}
         self._stats: dict[str, ChunkStats] = {}
+        self._session = ChunkStats("*session")  # families judged on the whole session
+
+    def add_session_family(self, result: FamilyResult) -> None:
+        """A family result that belongs to no dataset (e.g. coverage of the listing)."""
+        self._session.add(ChunkStats("*session", families={result.family.value: result}))
 
     def expect(self, pairs: Iterable[tuple[str, dt.date]], *, dataset: str | None = None) -> None:
         if dataset is None:
@@ -145,6 +173,12 @@ class QualityAccumulator:
             ),
             "crossed_quote_rate": _ratio(stats.crossed_rows, stats.quote_rows),
             "zero_quote_rate": _ratio(stats.zero_quote_rows, stats.quote_rows),
+            **{
+                family.value: (
+                    stats.families[family.value].score if family.value in stats.families else None
+                )
+                for family in Family
+            },
         }
 
     def report(self) -> QualityReport:
@@ -162,6 +196,7 @@ class QualityAccumulator:
             total.add(stats)
             if stats.complete_contracts is not None:
                 intraday.add(stats)
+        total.add(self._session)
         parts = self._parts(total, sum(coverages) / len(coverages) if coverages else None)
         parts["interval_completeness"] = (
             _ratio(intraday.complete_contracts or 0, intraday.contracts)
@@ -189,4 +224,5 @@ class QualityAccumulator:
             counts=counts,
             reasons=dict(total.reasons.most_common()),
             by_dataset=by_dataset,
+            families=total.families,
         )

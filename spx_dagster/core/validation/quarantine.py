@@ -1,6 +1,7 @@
 """The quarantine file of one dataset and session: every row refused, with the reason per row.
 
-``<output_dir>/_quarantine/date=D/<dataset>.parquet`` holds the dataset's columns (all nullable),
+``<output_dir>/_quarantine/date=D/<dataset>.parquet`` (collected in the temp stage by validation,
+committed with the session by publishing) holds the dataset's columns (all nullable),
 then ``raw_line`` (the line as the terminal sent it, for lines the client could not parse; null
 for rows that parsed but failed a check) and ``reason`` (the failed checks, ``"; "``-separated).
 """
@@ -27,14 +28,14 @@ class DatasetQuarantine(QuarantineWriter):
 
     def __init__(
         self,
-        output_dir: Path,
+        path: Path,
         session: dt.date,
         dataset: str,
         *,
         file_mode: int = DEFAULT_FILE_MODE,
         dir_mode: int = DEFAULT_DIR_MODE,
     ) -> None:
-        super().__init__(output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode)
+        super().__init__(path, session, dataset, file_mode=file_mode, dir_mode=dir_mode)
         columns = [f for f in self.schema if f.name != REASON_COLUMN]
         self.schema = pa.schema(
             [

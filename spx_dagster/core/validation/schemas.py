@@ -7,6 +7,8 @@ Two kinds of failure, handled differently:
   the asset check "schema conformance" blocks publishing on it.
 - **Row-level** (a null key, a negative price, a time outside the session, ...): the row goes to
   quarantine with the failed checks as its reason; the rest of the response is published.
+  Implausible rows (a delta of the wrong sign, a crossed quote, ...) are not refused: the quality
+  families (``core.quality``) flag them in the published ``flags`` column.
 
 Frames are handed to pandera with Arrow-backed dtypes (``pd.ArrowDtype``): converting is
 zero-copy and the element-wise checks run as pyarrow compute kernels.
@@ -14,6 +16,7 @@ zero-copy and the element-wise checks run as pyarrow compute kernels.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import pyarrow as pa
 
 from spx_dagster.core.calendar import ET, intraday_end
 from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.quality.thresholds import Thresholds
 from spx_dagster.core.thetadata.vendor import (
     INTERVALS,
     INTRADAY_END,
@@ -57,9 +61,6 @@ NON_NEGATIVE = (
     "count",
     "open_interest",
 )
-# Black-Scholes deltas sit in [0, 1] for calls and [-1, 0] for puts; the vendor's rounding can
-# step a hair outside.
-DELTA_EPSILON = 1e-6
 
 
 class SchemaBreak(ValueError):
@@ -91,6 +92,8 @@ class ValidationContext:
     # (root, expiration) pairs of the session's plan; rows of other expirations (a wildcard
     # `expiration=*` answer reaches past processing.max_dte) are dropped and counted. None: all.
     planned: frozenset[tuple[str, dt.date]] | None = None
+    # The research checks' tolerances (the ``quality.*`` keys).
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
 
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:
@@ -173,17 +176,6 @@ def conform_table(table: pa.Table, dataset: str, *, source: str = "") -> pa.Tabl
     return pa.Table.from_arrays(columns, schema=target.remove_metadata())
 
 
-def _delta_matches_right(frame: pd.DataFrame) -> pd.Series:
-    right, delta = frame["right"], frame["delta"]
-    call_ok = (right == "C") & (delta >= -DELTA_EPSILON) & (delta <= 1 + DELTA_EPSILON)
-    put_ok = (right == "P") & (delta <= DELTA_EPSILON) & (delta >= -1 - DELTA_EPSILON)
-    # Rows with an unknown right or no delta fail (or pass) on their own column checks.
-    return (call_ok | put_ok).fillna(False) | delta.isna() | ~right.isin(RIGHTS).fillna(False)
-
-
-DELTA_CHECK_ERROR = "delta must be within 0..1 for calls and -1..0 for puts"
-
-
 @functools.lru_cache(maxsize=64)
 def build_schema(dataset: str, context: ValidationContext) -> pa_schema.DataFrameSchema:
     """The pandera schema of ``dataset`` for the session of ``context``."""
@@ -223,12 +215,10 @@ def build_schema(dataset: str, context: ValidationContext) -> pa_schema.DataFram
             nullable=name not in CONTRACT_KEYS and name != stamp,
             required=True,
         )
-    frame_checks = []
-    if "delta" in ds.schema.names:
-        frame_checks.append(pa_schema.Check(_delta_matches_right, error=DELTA_CHECK_ERROR))
+    # A delta of the wrong sign or size is implausible, not impossible: the greeks_bounds family
+    # flags it (core.quality) and the row is published.
     return pa_schema.DataFrameSchema(
         columns,
-        checks=frame_checks,
         strict=True,
         ordered=False,
         name=f"{dataset} {context.session}",

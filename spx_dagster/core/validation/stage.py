@@ -1,7 +1,8 @@
 """The validated stage of one dataset: every staged response, two at a time.
 
 Each staged part is read, validated, and split into ``<temp_dir>/validated/...`` (valid rows,
-written atomically) and the dataset's quarantine file (rejected rows with their reason); the lines
+written atomically) and the dataset's quarantine file in the same temp stage (rejected rows with
+their reason; publishing commits it with the session's other files); the lines
 of the part the client could not parse (``malformed.py``) join the quarantine too. Parts are
 validated on ``VALIDATION_WORKERS`` threads (pyarrow, numpy and the parquet codecs release the
 GIL for most of a part's work) with at most that many more finished ahead of the one being
@@ -18,12 +19,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spx_dagster.core.datasets import FLAGS_FIELD
 from spx_dagster.core.ordered_map import ordered_map
+from spx_dagster.core.quality import Family, reconciliation
+from spx_dagster.core.quality.evaluate import SESSION_FAMILIES
+from spx_dagster.core.quality.thresholds import Thresholds
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
-from spx_dagster.core.storage.layout import staged_file, staged_parts, validated_file
+from spx_dagster.core.storage.layout import (
+    staged_file,
+    staged_parts,
+    validated_file,
+    validated_quarantine_file,
+)
 from spx_dagster.core.storage.parquet_io import QuarantineEntry, write_table_atomic
 from spx_dagster.core.validation.malformed import (
     malformed_file,
@@ -55,16 +66,19 @@ class StageResult:
 
 def validate_staged_dataset(
     temp_dir: Path,
-    output_dir: Path,
     session: dt.date,
     dataset: str,
     context: ValidationContext,
     accumulator: QualityAccumulator | None = None,
     *,
+    summaries: dict | None = None,
     file_mode: int = DEFAULT_FILE_MODE,
     dir_mode: int = DEFAULT_DIR_MODE,
 ) -> StageResult:
     """Validate every staged part of ``dataset``; SchemaBreak stops at the first broken part.
+
+    ``summaries``, when given, receives each part's reconciliation summary under
+    ``(dataset, part)`` (for ``reconcile_session`` once every dataset is validated).
 
     On SchemaBreak nothing of this dataset's quarantine is committed, and the validated parts
     already written stay in the temp directory (they are rewritten by the next run).
@@ -72,10 +86,19 @@ def validate_staged_dataset(
     started = time.monotonic()
     total = ChunkStats(dataset)
     parts = staged_parts(temp_dir, session, dataset)
+    # Families comparing the parts (expirations) of a session: small summaries per part now,
+    # the verdict once every part is validated (``core.quality.evaluate.SessionFamily``).
+    limits = context.thresholds
+    session_families = [f for f, sf in SESSION_FAMILIES.items() if dataset in sf.datasets]
+    parts_of: dict = {family: {} for family in session_families}
 
     def validate_part(part: Path) -> tuple[pa.Table, ChunkStats, pa.Table | None]:
         source = staged_file(temp_dir, session, dataset, part)
         result = validate_table(pq.read_table(source), dataset, context, source=str(source))
+        for family in session_families:
+            parts_of[family][part] = SESSION_FAMILIES[family].summarize_part(result.valid, limits)
+        if summaries is not None and result.summary is not None:
+            summaries[(dataset, part)] = result.summary
         write_table_atomic(
             validated_file(temp_dir, session, dataset, part),
             result.valid,
@@ -90,7 +113,11 @@ def validate_staged_dataset(
 
     with (
         DatasetQuarantine(
-            output_dir, session, dataset, file_mode=file_mode, dir_mode=dir_mode
+            validated_quarantine_file(temp_dir, session, dataset),
+            session,
+            dataset,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
         ) as quarantine,
         ThreadPoolExecutor(VALIDATION_WORKERS, thread_name_prefix=f"validate-{dataset}") as pool,
     ):
@@ -106,6 +133,13 @@ def validate_staged_dataset(
                 total.add(chunk)
                 if accumulator is not None:
                     accumulator.add(chunk)
+    for family in session_families:
+        verdict = _judge_session(
+            temp_dir, session, dataset, family, parts_of[family], limits, file_mode, dir_mode
+        )
+        total.add(verdict)
+        if accumulator is not None:
+            accumulator.add(verdict)
     if accumulator is not None and not parts:
         accumulator.add(ChunkStats(dataset))
     return StageResult(
@@ -115,3 +149,63 @@ def validate_staged_dataset(
         quarantine=quarantine.result,
         seconds=time.monotonic() - started,
     )
+
+
+def _judge_session(
+    temp_dir: Path,
+    session: dt.date,
+    dataset: str,
+    family: Family,
+    summaries: dict,
+    limits: Thresholds,
+    file_mode: int,
+    dir_mode: int,
+) -> ChunkStats:
+    """Run a session family over the parts' summaries and OR its flag into the validated parts
+    it names (rewritten atomically; the others are untouched); its result as chunk figures."""
+    spec = SESSION_FAMILIES[family]
+    result, rows = spec.check_session(summaries, limits)
+    for part, indices in rows.items():
+        bits = np.full(len(indices), spec.flag, dtype=np.uint32)
+        _or_flags(
+            validated_file(temp_dir, session, dataset, part), indices, bits, file_mode, dir_mode
+        )
+    return ChunkStats(dataset, families={family.value: result})
+
+
+def reconcile_session(
+    temp_dir: Path,
+    session: dt.date,
+    summaries: dict,
+    limits: Thresholds,
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    dir_mode: int = DEFAULT_DIR_MODE,
+) -> ChunkStats | None:
+    """Reconcile the session's datasets from their parts' summaries (``validate_staged_dataset``'s
+    ``summaries``), OR the flags it finds into the validated EOD parts, and return its result as
+    chunk figures of the first EOD dataset (None when no EOD dataset was validated)."""
+    result, rows = reconciliation.reconcile(summaries, limits, session)
+    for (dataset, part), (indices, bits) in rows.items():
+        _or_flags(
+            validated_file(temp_dir, session, dataset, part), indices, bits, file_mode, dir_mode
+        )
+    checked = sorted({d for d, _ in summaries if d in reconciliation.EOD_DATASETS})
+    if not checked:
+        return None
+    return ChunkStats(checked[0], families={Family.RECONCILIATION.value: result})
+
+
+def _or_flags(
+    path: Path, indices: np.ndarray, bits: np.ndarray, file_mode: int, dir_mode: int
+) -> None:
+    """OR ``bits`` into the flags of rows ``indices`` of a validated part (rewritten atomically)."""
+    if len(indices) == 0:
+        return
+    table = pq.read_table(path)
+    flags = table.column(FLAGS_FIELD.name).to_numpy().copy()
+    flags[np.asarray(indices)] |= np.asarray(bits, dtype=np.uint32)
+    table = table.set_column(
+        table.schema.get_field_index(FLAGS_FIELD.name), FLAGS_FIELD, pa.array(flags)
+    )
+    write_table_atomic(path, table, file_mode=file_mode, dir_mode=dir_mode)

@@ -17,7 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spx_dagster.core.datasets import DATASETS
+from spx_dagster.core.datasets import DATASETS, FLAGS_FIELD
+from spx_dagster.core.quality import evaluate, reconciliation
+from spx_dagster.core.quality.coverage import BarWindow, minute_completeness
 from spx_dagster.core.storage.parquet_io import REASON_COLUMN
 from spx_dagster.core.validation._pandera import errors as pandera_errors
 from spx_dagster.core.validation.quality import ChunkStats
@@ -41,6 +43,8 @@ class ValidationResult:
     valid: pa.Table
     rejected: pa.Table
     stats: ChunkStats
+    # One row per contract for the session's reconciliation (``core.quality.reconciliation``).
+    summary: pa.Table | None = None
 
 
 def _label(column: object, check: str) -> str:
@@ -199,9 +203,10 @@ def validate_table(
 ) -> ValidationResult:
     """Split one response into valid and rejected rows; raise SchemaBreak on a schema mismatch.
 
-    Crossed quotes (bid > ask) and zero quotes are counted, not rejected. Intraday contracts
-    whose row count differs from ``context.expected_rows_per_contract`` count against interval
-    completeness; their rows are kept.
+    Crossed quotes (bid > ask) and zero quotes are counted, not rejected; the valid rows of a
+    flagged dataset get their ``flags`` from the quality families (``core.quality``). Intraday
+    contracts whose row count differs from ``context.expected_rows_per_contract`` count against
+    interval completeness; their rows are kept.
     """
     table = conform_table(table, dataset, source=source)
     table, outside_plan = _within_plan(table, context.planned)
@@ -222,11 +227,23 @@ def validate_table(
         REASON_COLUMN, pa.array(reason_text, type=pa.string())
     )
     complete = None
+    valid_group = group[~rejected_mask]
     if intraday:
-        kept = group[(group >= 0) & ~rejected_mask]
+        kept = valid_group[valid_group >= 0]
         counts = np.bincount(kept, minlength=contracts)
         complete = int(np.count_nonzero(counts == context.expected_rows_per_contract))
     quote_rows, crossed, zero = _quote_counts(valid)
+    families: dict = {}
+    summary = reconciliation.summarize(valid, dataset, valid_group)
+    if DATASETS[dataset].flagged:
+        # Implausible is not impossible: such rows are published, each with its flags.
+        evaluation = evaluate(valid, dataset, context.session, context.thresholds)
+        flags = evaluation.flags.to_numpy().copy()
+        families = {family.value: result for family, result in evaluation.families.items()}
+        if intraday:
+            coverage = minute_completeness(valid, dataset, valid_group, _bar_window(context), flags)
+            families[coverage.family.value] = coverage
+        valid = valid.append_column(FLAGS_FIELD, pa.array(flags, type=pa.uint32()))
     reasons = {label: int(rows.size) for label, rows in failures.items()}
     stats = ChunkStats(
         dataset=dataset,
@@ -241,5 +258,15 @@ def validate_table(
         complete_contracts=complete,
         expirations=_expirations(valid),
         outside_plan_rows=outside_plan,
+        families=families,
     )
-    return ValidationResult(valid=valid, rejected=rejected, stats=stats)
+    return ValidationResult(valid=valid, rejected=rejected, stats=stats, summary=summary)
+
+
+def _bar_window(context: ValidationContext) -> BarWindow:
+    def ms(at: dt.time) -> int:
+        return ((at.hour * 60 + at.minute) * 60 + at.second) * 1000
+
+    return BarWindow(
+        ms(context.start_time), ms(context.effective_end), context.expected_rows_per_contract
+    )

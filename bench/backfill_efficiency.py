@@ -1,0 +1,143 @@
+"""Benchmark: does a backfill through the daemon keep the terminal's lanes busy?
+
+A temporary home (SQLite instance, the repository's ``dagster.yaml``) points at a simulator with
+the ``realistic`` latency profile. Two sessions before the range are processed first, so the
+estimate has a history; ``spx-data backfill FROM TO --dry-run --json`` prints the estimate, then
+``dagster-daemon run`` is started and ``spx-data backfill FROM TO --wait --json`` is timed from
+start to exit, as a user would type it.
+
+The simulator counts the lane-seconds it served (``/_sim/stats``: ``busy_lane_s``, the integral
+of requests holding one of its 4 slots):
+
+    ideal          = busy_lane_s / lanes        (the terminal's floor for this workload)
+    efficiency     = wall / ideal               (target ≤ 1.15)
+    lanes busy     = busy_lane_s / (lanes × wall)
+    overhead       = (wall − ideal) / sessions
+    estimate error = estimate / wall − 1        (target within ±20 %)
+
+Both the ``small`` and the ``full`` chain are run (``--quick``: 3 sessions of the tiny chain).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.backfill_overhead import _start_daemon, _stop, _timeline
+from bench.harness import REPO, pipeline_env, progress, simulator, temp_home
+
+NAME = "backfill_efficiency"
+FIRST_SESSION = dt.date(2024, 9, 3)
+WARM_UP_SESSIONS = 2
+FULL_RUNS = (("small", 20), ("full", 20))
+QUICK_RUNS = (("tiny", 3),)
+BACKFILL_TIMEOUT_S = 3 * 3600
+EFFICIENCY_TARGET = 1.15
+ESTIMATE_TOLERANCE = 0.20
+
+
+def _sessions(first: dt.date, count: int) -> list[dt.date]:
+    from spx_dagster.core import calendar
+
+    return calendar.sessions_between(first, first + dt.timedelta(days=count * 2 + 7))[:count]
+
+
+def _warm_up_days(count: int) -> list[dt.date]:
+    from spx_dagster.core import calendar
+
+    before = calendar.sessions_between(FIRST_SESSION - dt.timedelta(days=14), FIRST_SESSION)
+    return [d for d in before if d < FIRST_SESSION][-count:]
+
+
+def _spx_data(args: list[str], env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("spx-data")), *args, "--json"],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=BACKFILL_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"spx-data {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-3000:]}"
+        )
+    return json.loads(done.stdout)
+
+
+def one_backfill(chain: str, count: int) -> dict:
+    """Warm up, estimate, backfill ``count`` sessions of ``chain``; the figures of that run."""
+    from spx_dagster.defs.instance_config import render_instance_yaml
+
+    days = _sessions(FIRST_SESSION, count)
+    first, last = days[0].isoformat(), days[-1].isoformat()
+    warm = _warm_up_days(WARM_UP_SESSIONS)
+    with simulator(profile="realistic", chain=chain) as sim, temp_home(NAME) as home:
+        env = pipeline_env(
+            home,
+            sim.base_url,
+            processing__start_date=warm[0].isoformat(),
+            quality__listing_rules="false" if chain == "tiny" else None,
+        )
+        dagster_home = Path(env["DAGSTER_HOME"])
+        dagster_home.mkdir(parents=True)
+        (dagster_home / "dagster.yaml").write_text(render_instance_yaml())
+        for day in warm:
+            progress(f"{NAME}: {chain} warm-up: spx-data process {day}")
+            _spx_data(["process", day.isoformat()], env)
+        estimate = _spx_data(["backfill", first, last, "--dry-run"], env).get("estimate", {})
+        progress(f"{NAME}: starting dagster-daemon")
+        daemon, instance = _start_daemon(home, env, home / "daemon.log")
+        try:
+            sim.control.reset_stats()
+            progress(f"{NAME}: {chain}: spx-data backfill {first} {last} --wait ({count})")
+            started = time.monotonic()
+            outcome = _spx_data(["backfill", first, last, "--wait"], env)
+            wall, exited_at = time.monotonic() - started, time.time()
+            stats = sim.control.stats()
+            runs = _timeline(
+                instance, outcome["backfill_id"], list(outcome["run_ids"].values()), exited_at
+            )
+        finally:
+            _stop(daemon)
+    lanes = stats["lanes"]
+    ideal = stats["busy_lane_s"] / lanes
+    estimated = estimate.get("seconds")
+    return {
+        "chain": chain,
+        "sessions": count,
+        "sessions_done": outcome["done"],
+        "first": first,
+        "last": last,
+        "wall_s": round(wall, 1),
+        "ideal_s": round(ideal, 1),
+        "efficiency": round(wall / ideal, 2) if ideal else None,
+        "lanes_busy": round(stats["busy_lane_s"] / (lanes * wall), 3),
+        "overhead_per_session_s": round((wall - ideal) / count, 2),
+        "terminal_span_s": round(stats["last_request_end_at"] - stats["first_request_at"], 1)
+        if stats["first_request_at"] and stats["last_request_end_at"]
+        else None,
+        "requests": stats["requests"],
+        "estimate_s": estimated,
+        "estimate_basis": estimate.get("basis"),
+        "estimate_error": round(estimated / wall - 1, 3) if estimated else None,
+        **runs,
+    }
+
+
+def run(quick: bool, shared: dict) -> tuple[dict, dict, bool]:
+    chains = [one_backfill(chain, count) for chain, count in (QUICK_RUNS if quick else FULL_RUNS)]
+    met = all(
+        c["efficiency"] is not None
+        and c["efficiency"] <= EFFICIENCY_TARGET
+        and c["estimate_error"] is not None
+        and abs(c["estimate_error"]) <= ESTIMATE_TOLERANCE
+        for c in chains
+    )
+    target = {"efficiency_at_most": EFFICIENCY_TARGET, "estimate_within": ESTIMATE_TOLERANCE}
+    return {"chains": chains}, target, met
