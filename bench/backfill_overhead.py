@@ -141,6 +141,9 @@ def _timeline(instance, backfill_id: str, run_ids: list[str], exited_at: float) 
         "median_create_to_start_s": round(median(queued), 2),
         "median_start_to_end_s": round(median(running), 2),
         "last_run_end_to_cli_exit_s": round(exited_at - max(ends), 1) if ends else None,
+        "runs_span_s": round(max(ends) - min(r.start_time for r in records if r.start_time), 1)
+        if ends
+        else None,
     }
 
 

@@ -229,7 +229,7 @@ def run_command(
         "skipped_complete": [d.isoformat() for d in skipped],
         "forced": force,
         "concurrency": concurrency,
-        "estimate": estimate_document(settings, len(todo)),
+        "estimate": estimate_document(settings, len(todo), concurrency=concurrency),
     }
     if not todo:
         document["backfill_id"] = None

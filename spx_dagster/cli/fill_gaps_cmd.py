@@ -63,9 +63,10 @@ def plan_fill(
     from spx_dagster.core.failure_categories import FailureCategory
     from spx_dagster.core.history import GapKind, decide_retry, find_gaps
     from spx_dagster.defs.instance_queries import active_backfill_sessions
-    from spx_dagster.defs.session_state import session_snapshot
+    from spx_dagster.defs.session_state import DagsterFacts, session_snapshot
 
     snapshot = session_snapshot(instance, settings, start, end)
+    runs = DagsterFacts(instance).run_facts()
     gaps = find_gaps(
         snapshot.records,
         today=now_et().date(),
@@ -108,7 +109,7 @@ def plan_fill(
                 "sessions": [g.session.isoformat() for g in part],
                 "by_kind": dict(Counter(g.kind.value for g in part)),
                 "top_priority": part[0].priority,
-                "estimate": estimate_document(settings, len(part)),
+                "estimate": estimate_document(settings, len(part), runs=runs),
             }
         )
     return {
@@ -121,7 +122,7 @@ def plan_fill(
         "batch_size": batch_size,
         "batches": batches,
         "left_out": left_out,
-        "estimate": estimate_document(settings, len(chosen)),
+        "estimate": estimate_document(settings, len(chosen), runs=runs),
         "gap_sessions": [g.to_dict() for g in chosen],
     }
 

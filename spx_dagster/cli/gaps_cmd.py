@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from spx_dagster.cli import exit_codes
+from spx_dagster.cli.backfill_plans import pace_text
 from spx_dagster.cli.output import emit_json, fail, json_option, note, print_table, say, to_json
 from spx_dagster.cli.read_options import (
     human_bytes,
@@ -91,7 +92,7 @@ def gap_analysis(
         settings.thetadata.subscription_tier, settings.effective_concurrency
     )
     output_dir = Path(settings.storage.output_dir)
-    guess = estimate_sessions(output_dir, len(to_fill), pool_limit=lanes)
+    guess = estimate_sessions(output_dir, len(to_fill), pool_limit=lanes, runs=facts.run_facts())
     free = free_bytes(output_dir)
     counts = Counter(g.kind.value for g in gaps)
     no_data = sum(1 for r in snapshot.records.values() if r.state.value == "no_data")
@@ -230,6 +231,7 @@ def _print(document: dict, limit: int) -> None:
         f"{est['parallel_sessions']} session(s) at a time, ~{human_bytes(est['bytes'])} "
         f"(from {basis}; {human_bytes(est['free_bytes'])} free)"
     )
+    say(f"  {pace_text(est)}")
     if not est["fits"]:
         note("the estimated size does not fit in the free space minus storage.min_free_gb")
     _incomplete_note(document)

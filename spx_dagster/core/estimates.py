@@ -1,14 +1,29 @@
 """One estimate of the time and space N sessions take, for ``gaps``, ``fill-gaps`` and ``backfill``.
 
-Per session: the median seconds and bytes of every complete session published so far (whatever
-range is asked about: a range of gaps has no history of its own), or defaults before the first
-one. Sessions run ``parallel_sessions`` at a time: the runs one backfill may start at once
-(``core/run_limits.BACKFILL_RUN_LIMIT``), capped by the fetch steps the terminal pool admits.
+A backfill is a pipeline whose floor is the terminal: the ``thetadata`` pool admits
+``fetches_at_once`` fetch steps, each holding its share of the tier's lanes for the session's
+fetch stage, while up to ``parallel_sessions`` runs start up, validate and publish around them.
+So the model is the issue's "terminal time ÷ lanes + measured overhead":
+
+    seconds  = fixed + N × pace
+    pace     = terminal + overhead                     (a session ends every pace seconds)
+    terminal = median fetch-stage seconds of published sessions ÷ fetches_at_once
+    overhead = what the latest finished backfill spent per session beyond its terminal time:
+               the time between its runs' ends ((last end − first end) ÷ (runs − 1)) less the
+               terminal time; before any backfill, the bound the runs set, (worker start +
+               median run) ÷ runs at once, less the terminal time (never below 0)
+    fixed    = the backfill daemon's cadence (Dagster wakes it every 30 s: the first runs start
+               up to 30 s after the submission, the backfill ends up to 30 s after its last
+               run) + the first run's length beyond one pace (the pipeline filling)
+
+Bytes per session are the median of every complete session published so far (whatever range is
+asked about: a range of gaps has no history of its own), or defaults before the first one.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,14 +33,34 @@ from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT
 
 DEFAULT_SECONDS_PER_SESSION = 180.0
 DEFAULT_BYTES_PER_SESSION = 400_000_000
+# Dagster's backfill daemon loop (dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS, not
+# configurable): on average half a loop before the first runs and half after the last one.
+BACKFILL_DAEMON_CADENCE_S = 30.0
+# A run worker's start (interpreter, Dagster, the code location) on two cores, measured by
+# bench/backfill_overhead.py; `spx-data process` runs in process and never pays it.
+RUN_WORKER_START_S = 5.0
+# A backfill is measured once it has this many successful runs (fewer say more about the start
+# and the end of a backfill than about its pace).
+MIN_MEASURED_RUNS = 3
 
 
 class PublishedSizes(Protocol):
     """What the estimate reads of a published session (a manifest summary or a history fact)."""
 
+    session: object
     status: str
     bytes: int
     seconds: float | None
+
+
+class RunTimes(Protocol):
+    """What the estimate reads of a run (``core.history.RunFact``)."""
+
+    session: object
+    status: str
+    start_time: float | None
+    end_time: float | None
+    backfill_id: str | None
 
 
 @dataclass(frozen=True)
@@ -33,52 +68,142 @@ class GapEstimate:
     sessions: int
     seconds: float
     bytes: int
-    seconds_per_session: float
+    seconds_per_session: float  # terminal + overhead: the pace of a backfill
     bytes_per_session: int
-    basis: str  # "history" (median of published sessions) or "default"
-    parallel_sessions: int = 1
+    basis: str  # "history" (medians of published sessions) or "default"
+    parallel_sessions: int = 1  # runs at once
+    fetches_at_once: int = 1  # fetch steps the terminal pool admits
+    terminal_seconds_per_session: float = 0.0
+    overhead_seconds_per_session: float = 0.0
+    overhead_basis: str = "default"  # "backfill" (measured), "runs" (their bound) or "default"
+    fixed_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         """The ``estimate`` document of ``--json`` (seconds rounded to tenths)."""
         data = asdict(self)
-        data["seconds"] = round(self.seconds, 1)
-        data["seconds_per_session"] = round(self.seconds_per_session, 1)
+        for key in (
+            "seconds",
+            "seconds_per_session",
+            "terminal_seconds_per_session",
+            "overhead_seconds_per_session",
+            "fixed_seconds",
+        ):
+            data[key] = round(data[key], 1)
         return data
 
 
-def parallel_sessions(pool_limit: int) -> int:
-    """Sessions processed at once: a backfill's run limit, capped by the terminal pool."""
-    return max(1, min(BACKFILL_RUN_LIMIT, int(pool_limit)))
+def parallel_sessions(concurrency: int | None = None) -> int:
+    """Runs of one backfill at once: its run limit, or ``backfill --concurrency N`` below it."""
+    if concurrency is None:
+        return BACKFILL_RUN_LIMIT
+    return max(1, min(BACKFILL_RUN_LIMIT, int(concurrency)))
 
 
-def estimate(
-    gap_count: int, published: Iterable[PublishedSizes], *, concurrency: int = 1
-) -> GapEstimate:
-    """Time and size to process ``gap_count`` sessions, ``concurrency`` at a time."""
-    facts = [f for f in published if f.status == "complete"]
-    secs = [f.seconds for f in facts if f.seconds]
-    sizes = [f.bytes for f in facts if f.bytes]
-    per_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
-    per_b = int(statistics.median(sizes)) if sizes else DEFAULT_BYTES_PER_SESSION
-    basis = "history" if secs and sizes else "default"
-    lanes = max(1, concurrency)
-    return GapEstimate(
-        sessions=gap_count,
-        seconds=per_s * gap_count / lanes,
-        bytes=per_b * gap_count,
-        seconds_per_session=per_s,
-        bytes_per_session=per_b,
-        basis=basis,
-        parallel_sessions=lanes,
+def _fetch_seconds(fact: PublishedSizes) -> float | None:
+    value = getattr(fact, "fetch_seconds", None)
+    return float(value) if value else None
+
+
+@dataclass(frozen=True)
+class MeasuredBackfill:
+    """The pace of a finished backfill: seconds between its runs' ends, and its first run's
+    length (the pipeline filling)."""
+
+    pace_s: float
+    first_run_s: float
+    runs: int
+
+
+def measured_backfill(runs: Iterable[RunTimes]) -> MeasuredBackfill | None:
+    """The latest finished backfill with ``MIN_MEASURED_RUNS`` successful runs, or None."""
+    by_backfill: dict[str, list[RunTimes]] = defaultdict(list)
+    live: set[str] = set()
+    for run in runs:
+        if not run.backfill_id:
+            continue
+        if run.status in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}:
+            live.add(run.backfill_id)
+        elif run.status == "SUCCESS" and run.start_time and run.end_time:
+            by_backfill[run.backfill_id].append(run)
+    finished = [
+        group
+        for backfill_id, group in by_backfill.items()
+        if backfill_id not in live and len(group) >= MIN_MEASURED_RUNS
+    ]
+    if not finished:
+        return None
+    latest = max(finished, key=lambda group: max(r.end_time for r in group))
+    ends = sorted(r.end_time for r in latest)
+    first = min(latest, key=lambda r: r.start_time)
+    return MeasuredBackfill(
+        pace_s=(ends[-1] - ends[0]) / (len(ends) - 1),
+        first_run_s=first.end_time - first.start_time,
+        runs=len(latest),
     )
 
 
-def estimate_sessions(output_dir: Path, count: int, *, pool_limit: int) -> GapEstimate:
-    """The estimate every command prints: from all sessions published under ``output_dir``."""
+def estimate(
+    gap_count: int,
+    published: Iterable[PublishedSizes],
+    *,
+    fetches_at_once: int = 1,
+    concurrency: int | None = None,
+    runs: Iterable[RunTimes] = (),
+) -> GapEstimate:
+    """Time and size to backfill ``gap_count`` sessions (the model in the module docstring)."""
+    facts = [f for f in published if f.status == "complete"]
+    secs = [f.seconds for f in facts if f.seconds]
+    sizes = [f.bytes for f in facts if f.bytes]
+    fetches = {f.session: s for f in facts if (s := _fetch_seconds(f))}
+    per_b = int(statistics.median(sizes)) if sizes else DEFAULT_BYTES_PER_SESSION
+    basis = "history" if secs and sizes else "default"
+    at_once = parallel_sessions(concurrency)
+    slots = max(1, min(int(fetches_at_once), at_once))
+    fetch_s = statistics.median(fetches.values()) if fetches else None
+    run_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
+    terminal = (fetch_s if fetch_s is not None else run_s) / slots
+    measured = measured_backfill(runs)
+    if measured is not None:
+        overhead, overhead_basis = max(0.0, measured.pace_s - terminal), "backfill"
+        first_run = measured.first_run_s
+    else:
+        first_run = RUN_WORKER_START_S + run_s
+        overhead = max(0.0, first_run / at_once - terminal)
+        overhead_basis = "runs" if secs else "default"
+    pace = terminal + overhead
+    fixed = BACKFILL_DAEMON_CADENCE_S + max(0.0, first_run - pace) if gap_count else 0.0
+    return GapEstimate(
+        sessions=gap_count,
+        seconds=fixed + pace * gap_count,
+        bytes=per_b * gap_count,
+        seconds_per_session=pace,
+        bytes_per_session=per_b,
+        basis=basis,
+        parallel_sessions=at_once,
+        fetches_at_once=slots,
+        terminal_seconds_per_session=terminal,
+        overhead_seconds_per_session=overhead,
+        overhead_basis=overhead_basis,
+        fixed_seconds=fixed,
+    )
+
+
+def estimate_sessions(
+    output_dir: Path,
+    count: int,
+    *,
+    pool_limit: int,
+    runs: Iterable[RunTimes] = (),
+    concurrency: int | None = None,
+) -> GapEstimate:
+    """The estimate every command prints: from all sessions published under ``output_dir`` and
+    the runs of the instance."""
     from spx_dagster.core.storage import published_sessions
 
     return estimate(
         count,
         published_sessions(Path(output_dir)).values(),
-        concurrency=parallel_sessions(pool_limit),
+        fetches_at_once=pool_limit,
+        concurrency=concurrency,
+        runs=runs,
     )

@@ -52,6 +52,7 @@ class RunFact:
     error_message: str | None = None
     forced: bool = False  # launched with --force (does not count against the attempt cap)
     revisit: int | None = None  # a gap sensor revisit: its days after the first publish
+    backfill_id: str | None = None  # the backfill that launched it (Dagster's dagster/backfill)
 
     @property
     def in_progress(self) -> bool:

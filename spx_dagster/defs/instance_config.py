@@ -17,7 +17,9 @@ import dagster as dg
 
 from spx_dagster.core.run_limits import (
     BACKFILL_RUN_LIMIT,
+    DEQUEUE_INTERVAL_S,
     MAX_CONCURRENT_RUNS,
+    RUNS_STARTED_AHEAD_OF_THE_POOL,
     thetadata_pool_limit,
 )
 from spx_dagster.defs.constants import (
@@ -59,6 +61,12 @@ concurrency:
     # Pools without an explicit limit ({THETADATA_POOL} and {CATALOG_POOL} get theirs from
     # `spx-data`, see README): one step at a time.
     default_limit: 1
+    # Runs started while the {THETADATA_POOL} pool is full: they wait at their fetch step with
+    # their worker up, so no run start-up sits between two fetches (README "Concurrency").
+    op_granularity_run_buffer: {RUNS_STARTED_AHEAD_OF_THE_POOL}
+run_queue:
+  # How often the queue starts runs (Dagster's default: every 5 s).
+  dequeue_interval_seconds: {DEQUEUE_INTERVAL_S}
 run_retries:
   # Re-run crashed runs (a killed worker); asset failures are retried per step by RetryPolicy.
   enabled: true

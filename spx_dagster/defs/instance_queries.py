@@ -93,6 +93,7 @@ def run_facts(
                     error_message=run.tags.get(ERROR_MESSAGE_TAG) if failed else None,
                     forced=run.tags.get(FORCED_TAG) == "true",
                     revisit=_revisit_days(run.tags.get(REVISIT_TAG)),
+                    backfill_id=run.tags.get(BACKFILL_TAG),
                 )
             )
     return facts

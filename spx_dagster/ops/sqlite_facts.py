@@ -34,6 +34,7 @@ ERROR_CATEGORY_TAG = "spx/error_category"
 ERROR_MESSAGE_TAG = "spx/error_message"
 FORCED_TAG = "spx/forced"
 REVISIT_TAG = "spx/revisit"
+BACKFILL_TAG = "dagster/backfill"
 PARTITION_FORMAT = "%Y-%m-%d"
 CHECKSUM_ASSET_PATH = ["spx", "options_parquet"]
 CHECKSUM_CHECK_NAME = "checksums_match"
@@ -43,7 +44,14 @@ IN_PROGRESS_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELI
 LIVE_BACKFILL_STATUSES = ("REQUESTED", "CANCELING")
 FAILED_STATUSES = ("FAILURE", "CANCELED")
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
-_TAGS = (PARTITION_TAG, ERROR_CATEGORY_TAG, ERROR_MESSAGE_TAG, FORCED_TAG, REVISIT_TAG)
+_TAGS = (
+    PARTITION_TAG,
+    ERROR_CATEGORY_TAG,
+    ERROR_MESSAGE_TAG,
+    FORCED_TAG,
+    REVISIT_TAG,
+    BACKFILL_TAG,
+)
 _NEEDED = {
     "runs.db": {
         "runs": {"id", "run_id", "status", "start_time", "end_time"},
@@ -160,6 +168,7 @@ class SqliteFacts:
                     error_message=tags.get(ERROR_MESSAGE_TAG) if failed else None,
                     forced=tags.get(FORCED_TAG) == "true",
                     revisit=_revisit(tags.get(REVISIT_TAG)),
+                    backfill_id=tags.get(BACKFILL_TAG),
                 )
             )
         return facts

@@ -152,6 +152,9 @@ def test_backfill_efficiency_measures_the_terminal_time_of_a_daemon_backfill():
     assert 0 < chain["ideal_s"] < chain["wall_s"]
     assert 0 < chain["lanes_busy"] <= 1
     assert chain["requests"] > 0 and chain["estimate_s"] > 0
+    # The estimate after the warm-up backfill measures its overhead from that backfill's runs.
+    assert chain["estimate_overhead_basis"] == "backfill"
+    assert chain["first_backfill_estimate_s"] > 0 and chain["pace_s"] > 0
 
 
 def test_lpt_packs_longest_first_onto_the_least_loaded_lane():

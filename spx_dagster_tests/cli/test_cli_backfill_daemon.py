@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import dagster as dg
@@ -179,3 +180,48 @@ def test_pause_cancels_what_waits_and_resume_finishes_the_rest(
     assert sorted(final["sessions"]["done"]) == sorted(set(sessions) - published)
     for day in sessions:
         assert load_manifest(pipeline_home.output_dir, dt.date.fromisoformat(day)) is not None
+
+
+def _fetch_steps(instance, run_id: str) -> tuple[float, float]:
+    """When the run's fetch step started and ended (wall clock, from its event log)."""
+    from dagster import DagsterEventType
+
+    times: dict[DagsterEventType, float] = {}
+    for entry in instance.all_logs(
+        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
+    ):
+        if "raw_option_chains" in (entry.step_key or ""):
+            times[entry.dagster_event.event_type] = entry.timestamp
+    return times[DagsterEventType.STEP_START], times[DagsterEventType.STEP_SUCCESS]
+
+
+def test_the_next_run_starts_while_the_one_before_fetches(pipeline_home, tiny_simulator, daemon):
+    """Issue 14: no run start-up sits between two fetches. The queue starts the next run while
+    the terminal pool is full (``op_granularity_run_buffer``); it waits at its fetch step with
+    its worker up, and takes the slot the moment the fetch before it ends. The pool still admits
+    one fetch at a time (4 requests on the Standard tier), so the terminal never sees more."""
+    instance = daemon
+    # Slow answers: one session's fetch (~12 s) lasts longer than the queue's 5 s allotment to a
+    # started run (Dagster counts its pool slot taken for that long) plus a worker's start.
+    tiny_simulator.add_fault(FaultRule(kind="latency", seconds=5.0, path="/option/history"))
+    tiny_simulator.reset_stats()
+    try:
+        result = invoke("backfill", "2024-11-04", "2024-11-06", "--wait", "--json")
+    finally:
+        tiny_simulator.clear_faults()
+    assert result.exit_code == 0, result.output
+    run_ids = list(json.loads(result.stdout)["run_ids"].values())
+    records = sorted(
+        instance.get_run_records(dg.RunsFilter(run_ids=run_ids)), key=lambda r: r.start_time
+    )
+    assert len(records) == 3
+    fetches = [_fetch_steps(instance, r.dagster_run.run_id) for r in records]
+    for after, (fetch, next_fetch) in zip(records[1:], pairwise(fetches), strict=True):
+        # The next run was up (started) before the fetch ahead of it ended ...
+        assert after.start_time < fetch[1], (after.start_time, fetch)
+        # ... and fetched only after it: one fetch step at a time.
+        assert next_fetch[0] >= fetch[1] - 0.5, (fetch, next_fetch)
+    stats = tiny_simulator.stats()
+    assert stats["max_concurrent_seen"] <= 4, stats
+    handovers = [b[0] - a[1] for a, b in pairwise(fetches)]
+    print(f"\nfetch-to-fetch handovers: {[round(h, 2) for h in handovers]} s")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import statistics
 
+from spx_dagster.core.estimates import BACKFILL_DAEMON_CADENCE_S, RUN_WORKER_START_S
 from spx_dagster.core.storage import load_manifest
 from spx_dagster_tests.cli.reading_history import (
     COMPLETE,
@@ -30,13 +31,41 @@ def test_gaps_fill_gaps_and_backfill_estimate_alike_from_all_history(history) ->
         json.loads(fill.stdout)["estimate"],
         json.loads(backfill.stdout)["estimate"],
     ]
-    keys = ("sessions", "seconds", "bytes", "parallel_sessions", "basis")
+    keys = (
+        "sessions",
+        "seconds",
+        "bytes",
+        "parallel_sessions",
+        "fetches_at_once",
+        "basis",
+        "overhead_basis",
+    )
     assert len({tuple(e[k] for k in keys) for e in estimates}) == 1, estimates
     estimate = estimates[0]
     assert estimate["sessions"] == 5 and estimate["basis"] == "history"
+    # No backfill ran yet (the history was processed session by session): the overhead is the
+    # bound the runs set, beyond the terminal time (core/estimates.py).
+    assert estimate["overhead_basis"] == "runs"
     manifests = [load_manifest(history.output_dir, d) for d in COMPLETE]
-    per_session = statistics.median(m.durations.total_s for m in manifests)
-    assert estimate["seconds_per_session"] == round(per_session, 1)
-    # Runs of one backfill at once (core/run_limits: 3), capped by the terminal pool.
-    assert 1 <= estimate["parallel_sessions"] <= 3
-    assert estimate["seconds"] == round(5 * per_session / estimate["parallel_sessions"], 1)
+    fetch = statistics.median(m.durations.fetch_s for m in manifests)
+    run = statistics.median(m.durations.total_s for m in manifests)
+    slots, at_once = estimate["fetches_at_once"], estimate["parallel_sessions"]
+    assert at_once == 3 and 1 <= slots <= 3  # core/run_limits: 3 runs; the terminal pool
+    terminal = fetch / slots
+    overhead = max(0.0, (RUN_WORKER_START_S + run) / at_once - terminal)
+    assert estimate["terminal_seconds_per_session"] == round(terminal, 1)
+    assert estimate["overhead_seconds_per_session"] == round(overhead, 1)
+    pace = terminal + overhead
+    fixed = BACKFILL_DAEMON_CADENCE_S + max(0.0, RUN_WORKER_START_S + run - pace)
+    assert estimate["fixed_seconds"] == round(fixed, 1)
+    assert estimate["seconds"] == round(fixed + 5 * pace, 1)
+
+
+def test_backfill_concurrency_slows_the_estimate(history) -> None:  # noqa: F811
+    """``backfill --concurrency 1`` runs one session at a time: its estimate says so."""
+    default = json.loads(invoke("backfill", *LATER, "--dry-run", "--json").stdout)["estimate"]
+    one = invoke("backfill", *LATER, "--concurrency", "1", "--dry-run", "--json")
+    assert one.exit_code == 0, one.output
+    single = json.loads(one.stdout)["estimate"]
+    assert single["parallel_sessions"] == 1 and default["parallel_sessions"] == 3
+    assert single["seconds"] > default["seconds"]

@@ -52,8 +52,8 @@ def test_gaps_are_categorised_prioritised_and_estimated(history) -> None:  # noq
     estimate = document["estimate"]
     assert estimate["basis"] == "history"
     assert estimate["sessions"] == 4
-    assert estimate["seconds_per_session"] == round(
-        statistics.median(m.durations.total_s for m in manifests), 1
+    assert estimate["terminal_seconds_per_session"] == round(
+        statistics.median(m.durations.fetch_s for m in manifests) / estimate["fetches_at_once"], 1
     )
     assert estimate["bytes_per_session"] == int(statistics.median(m.bytes for m in manifests))
     assert estimate["bytes"] == 4 * estimate["bytes_per_session"]

@@ -78,7 +78,9 @@ def test_estimate_uses_history_medians_or_defaults():
     est = estimate(
         4, [published(D1, seconds=100, nbytes=10), published(D3, seconds=300, nbytes=30)]
     )
-    assert est.basis == "history" and est.seconds == 800 and est.bytes == 80
+    # Without fetch-stage seconds the whole run is taken as terminal time.
+    assert est.basis == "history" and est.bytes == 80
+    assert est.seconds_per_session == 200 and est.seconds == est.fixed_seconds + 4 * 200
     assert estimate(2, []).basis == "default"
 
 

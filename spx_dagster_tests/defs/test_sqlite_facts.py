@@ -35,6 +35,7 @@ def test_the_names_read_are_dagsters_and_spx_datas() -> None:
     assert sqlite_facts.ERROR_MESSAGE_TAG == constants.ERROR_MESSAGE_TAG
     assert sqlite_facts.FORCED_TAG == constants.FORCED_TAG
     assert sqlite_facts.REVISIT_TAG == constants.REVISIT_TAG
+    assert sqlite_facts.BACKFILL_TAG == constants.BACKFILL_TAG
     assert sqlite_facts.PARTITION_FORMAT == partitions.PARTITION_FORMAT
     assert constants.CHECKSUM_CHECK.asset_key.path == sqlite_facts.CHECKSUM_ASSET_PATH
     assert constants.CHECKSUM_CHECK.name == sqlite_facts.CHECKSUM_CHECK_NAME

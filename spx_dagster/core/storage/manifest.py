@@ -313,6 +313,7 @@ class ManifestSummary:
     holes: int = 0  # ``core.revisits.session_holes``: 0 for a session without vendor holes
     first_published_at: str | None = None  # created_at in manifests written before the field
     revisits: tuple[int, ...] = ()  # after_days of the revisits recorded
+    fetch_seconds: float | None = None  # the fetch stage: how long it held the terminal's lanes
 
     def size_problems(self, output_dir: Path) -> list[str]:
         """Listed files that are gone or whose size differs from the manifest: one ``stat`` per
@@ -357,6 +358,7 @@ class ManifestSummary:
             holes=session_holes(manifest.quality) if manifest.status == STATUS_COMPLETE else 0,
             first_published_at=(manifest.first_published_at or manifest.created_at).isoformat(),
             revisits=revisit_days(manifest.revisits),
+            fetch_seconds=manifest.durations.fetch_s or None,
         )
 
     @classmethod
