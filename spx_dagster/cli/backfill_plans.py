@@ -78,5 +78,6 @@ def pace_text(estimate: dict) -> str:
         f"{human_seconds(estimate['terminal_seconds_per_session'])} of terminal time, "
         f"{human_seconds(estimate['overhead_seconds_per_session'])} of overhead "
         f"({OVERHEAD_BASIS_TEXT[estimate['overhead_basis']]}); "
-        f"{estimate['parallel_sessions']} runs at once"
+        f"{estimate['parallel_sessions']} run{'s' if estimate['parallel_sessions'] != 1 else ''} "
+        "at once"
     )
