@@ -62,6 +62,9 @@ class RunTimes(Protocol):
     end_time: float | None
     backfill_id: str | None
 
+    @property
+    def in_progress(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class GapEstimate:
@@ -121,7 +124,7 @@ def measured_backfill(runs: Iterable[RunTimes]) -> MeasuredBackfill | None:
     for run in runs:
         if not run.backfill_id:
             continue
-        if run.status in {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}:
+        if run.in_progress:
             live.add(run.backfill_id)
         elif run.status == "SUCCESS" and run.start_time and run.end_time:
             by_backfill[run.backfill_id].append(run)
