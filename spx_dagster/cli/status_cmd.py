@@ -147,21 +147,24 @@ def render(document: dict) -> Group:
 @json_option
 def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
     settings = load_settings_or_fail()
-    from spx_dagster.ops.instance import open_instance
+    from spx_dagster.ops.status_facts import open_status_facts
 
     imports_done()
-    instance = open_instance()
-    if not watch:
-        document = collect_status(settings, instance)
-        if as_json:
-            emit_json(document)
-        else:
-            stdout_console().print(render(document))
-        raise SystemExit(exit_code_of(document))
-    _watch(settings, instance, interval, count, as_json)
+    facts = open_status_facts()
+    try:
+        if not watch:
+            document = collect_status(settings, facts)
+            if as_json:
+                emit_json(document)
+            else:
+                stdout_console().print(render(document))
+            raise SystemExit(exit_code_of(document))
+        _watch(settings, facts, interval, count, as_json)
+    finally:
+        facts.close()
 
 
-def _watch(settings: Any, instance: Any, interval: float, count: int | None, as_json: bool) -> None:
+def _watch(settings: Any, facts: Any, interval: float, count: int | None, as_json: bool) -> None:
     from rich.live import Live
 
     shown = 0
@@ -170,7 +173,7 @@ def _watch(settings: Any, instance: Any, interval: float, count: int | None, as_
             while count is None or shown < count:
                 if shown:
                     time.sleep(interval)
-                click.echo(json.dumps(collect_status(settings, instance), default=str))
+                click.echo(json.dumps(collect_status(settings, facts), default=str))
                 shown += 1
             return
         console = stdout_console()
@@ -178,7 +181,7 @@ def _watch(settings: Any, instance: Any, interval: float, count: int | None, as_
             while count is None or shown < count:
                 if shown:
                     time.sleep(interval)
-                live.update(render(collect_status(settings, instance)), refresh=True)
+                live.update(render(collect_status(settings, facts)), refresh=True)
                 shown += 1
     except KeyboardInterrupt:
         # Ctrl-C is how a watch ends: not an interrupted piece of work, so exit 0.

@@ -54,9 +54,18 @@ _TAGS = (
 )
 _NEEDED = {
     "runs.db": {
-        "runs": {"id", "run_id", "status", "start_time", "end_time"},
+        "runs": {
+            "id",
+            "run_id",
+            "pipeline_name",
+            "status",
+            "start_time",
+            "end_time",
+            "update_timestamp",
+        },
         "run_tags": {"run_id", "key", "value"},
         "bulk_actions": {"status"},
+        "daemon_heartbeats": {"daemon_type", "body"},  # for ops.status_facts
     },
     "runs/index.db": {
         "asset_check_executions": {
@@ -115,22 +124,22 @@ class SqliteFacts:
     """Read-only access to the runs and check results of a quiet SQLite instance."""
 
     def __init__(self, runs: sqlite3.Connection, index: sqlite3.Connection) -> None:
-        self._runs, self._index = runs, index
+        self.runs_db, self._index = runs, index
 
     def close(self) -> None:
-        self._runs.close()
+        self.runs_db.close()
         self._index.close()
 
     def quiet(self) -> bool:
         """No run in progress and no live backfill (see the module docstring)."""
         marks = ",".join("?" * len(IN_PROGRESS_STATUSES))
-        live = self._runs.execute(
+        live = self.runs_db.execute(
             f"SELECT 1 FROM runs WHERE status IN ({marks}) LIMIT 1", IN_PROGRESS_STATUSES
         ).fetchone()
         if live:
             return False
         marks = ",".join("?" * len(LIVE_BACKFILL_STATUSES))
-        backfill = self._runs.execute(
+        backfill = self.runs_db.execute(
             f"SELECT 1 FROM bulk_actions WHERE status IN ({marks}) LIMIT 1",
             LIVE_BACKFILL_STATUSES,
         ).fetchone()
@@ -139,7 +148,7 @@ class SqliteFacts:
     def run_facts(self) -> list[RunFact]:
         """Every run of a session, oldest first: ``instance_queries.run_facts`` in one query."""
         marks = ",".join("?" * len(_TAGS))
-        rows = self._runs.execute(
+        rows = self.runs_db.execute(
             "SELECT r.id, r.run_id, r.status, r.start_time, r.end_time, t.key, t.value "
             "FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
             f"WHERE t.key IN ({marks}) ORDER BY r.id",

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from spx_dagster.core.units import human_bytes, human_seconds
+from spx_dagster.ops.status_facts import DagsterStatusFacts, FinishedRun, SqliteStatusFacts
+
+StatusFacts = SqliteStatusFacts | DagsterStatusFacts
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 _LEVELS = {OK: 0, WARNING: 1, ERROR: 2}
@@ -18,8 +21,6 @@ _LEVELS = {OK: 0, WARNING: 1, ERROR: 2}
 DAEMON_FRESH_S = 120
 MEMORY_LOW_BYTES = 2_000_000_000
 MEMORY_HIGH_PERCENT = 90.0
-IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
-FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 FINAL_STAGES = ("done", "failed")
 PROGRESS_DIRNAME = "progress"  # defs.assets.PROGRESS_DIRNAME
 
@@ -55,19 +56,11 @@ def _terminal(settings: Any) -> Check:
     )
 
 
-def _storage_kind(instance: Any) -> str:
-    name = type(instance.run_storage).__name__.lower()
-    for kind in ("postgres", "mysql", "sqlite"):
-        if kind in name:
-            return kind
-    return name
-
-
-def _instance(instance: Any) -> Check:
+def _instance(facts: StatusFacts) -> Check:
     from spx_dagster.core.config.home import dagster_home
 
-    kind = _storage_kind(instance)
-    runs = instance.get_runs_count()
+    kind = facts.storage_kind
+    runs = facts.runs_count()
     home = str(dagster_home())
     return Check(
         "instance",
@@ -77,10 +70,10 @@ def _instance(instance: Any) -> Check:
     )
 
 
-def _daemon(instance: Any, now: float) -> Check:
-    beats = instance.get_daemon_heartbeats()
-    required = list(instance.get_required_daemon_types())
-    ages = {name: round(now - beat.timestamp, 1) for name, beat in beats.items()}
+def _daemon(facts: StatusFacts, now: float) -> Check:
+    beats = facts.daemon_beats()
+    required = facts.required_daemon_types()
+    ages = {name: round(now - timestamp, 1) for name, timestamp in beats.items()}
     fresh = sorted(name for name, age in ages.items() if age <= DAEMON_FRESH_S)
     stale = [name for name in required if name not in fresh]
     details = {"running": not stale, "heartbeat_age_s": ages, "required": required}
@@ -188,23 +181,8 @@ def _catalog(settings: Any, published_count: int) -> Check:
     return Check("catalog", OK, summary, details)
 
 
-def _run_row(record: Any) -> dict:
-    from spx_dagster.defs.constants import PARTITION_TAG
-
-    run = record.dagster_run
-    return {
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "status": run.status.value,
-        "session": run.tags.get(PARTITION_TAG),
-        "started": record.start_time,
-        "updated": record.update_timestamp.timestamp(),
-    }
-
-
-def _activity(instance: Any, published: dict) -> dict:
-    records = instance.get_run_records(limit=1)
-    last_run = _run_row(records[0]) if records else None
+def _activity(facts: StatusFacts, published: dict) -> dict:
+    last_run = facts.last_run()
     last_published = None
     if published:
         day, summary = next(reversed(published.items()))
@@ -216,9 +194,7 @@ def _activity(instance: Any, published: dict) -> dict:
     return {"last_run": last_run, "last_published": last_published}
 
 
-def _in_progress(instance: Any) -> list[dict]:
-    import dagster as dg
-
+def _in_progress(facts: StatusFacts) -> list[dict]:
     from spx_dagster.core.config.home import spx_home
     from spx_dagster.core.progress import read_progress
 
@@ -226,11 +202,7 @@ def _in_progress(instance: Any) -> list[dict]:
         # defs.assets.progress_dir, without importing the pipeline (~1 s; a test holds them equal)
         return spx_home() / PROGRESS_DIRNAME
 
-    statuses = [dg.DagsterRunStatus(s) for s in IN_PROGRESS]
-    runs = {
-        r.dagster_run.run_id: _run_row(r)
-        for r in instance.get_run_records(dg.RunsFilter(statuses=statuses))
-    }
+    runs = facts.runs_in_progress()
     progress = {
         p["run_id"]: p
         for p in read_progress(Path(progress_dir()))
@@ -239,7 +211,7 @@ def _in_progress(instance: Any) -> list[dict]:
     # A progress file outlives its run when the process that ran it lives on (an in-process
     # run, a test): only runs this instance has as in progress, or does not know, are shown.
     for run_id in [r for r in progress if r not in runs]:
-        if instance.get_run_by_id(run_id) is not None:
+        if facts.knows_run(run_id):
             del progress[run_id]
     out = []
     for run_id in sorted(set(runs) | set(progress)):
@@ -269,35 +241,24 @@ def _in_progress(instance: Any) -> list[dict]:
     return out
 
 
-def _is_attempt(run: Any) -> bool:
+def _is_attempt(run: FinishedRun) -> bool:
     """A run that counts in error rates: not paused, canceled or refused before the close."""
     from spx_dagster.core.failure_categories import NOT_ATTEMPTS
-    from spx_dagster.defs.constants import ERROR_CATEGORY_TAG
 
-    if run.status.value == "CANCELED":
+    if run.status == "CANCELED":
         return False
-    return run.tags.get(ERROR_CATEGORY_TAG) not in NOT_ATTEMPTS
+    return run.error_category not in NOT_ATTEMPTS
 
 
-def _error_rate(instance: Any, now: float) -> dict:
-    import dagster as dg
-
-    from spx_dagster.defs.constants import PARTITION_TAG
-
+def _error_rate(facts: StatusFacts, now: float) -> dict:
     week_ago = dt.datetime.fromtimestamp(now - 7 * 86400, tz=dt.UTC)
-    records = instance.get_run_records(
-        dg.RunsFilter(statuses=[dg.DagsterRunStatus(s) for s in FINISHED], updated_after=week_ago)
-    )
+    finished = facts.finished_runs_since(week_ago)
     out = {}
     for label, seconds in (("last_24h", 86400), ("last_7d", 7 * 86400)):
         window = [
-            r
-            for r in records
-            if r.dagster_run.tags.get(PARTITION_TAG)
-            and r.update_timestamp.timestamp() >= now - seconds
-            and _is_attempt(r.dagster_run)
+            r for r in finished if r.session_key and r.updated >= now - seconds and _is_attempt(r)
         ]
-        failed = sum(1 for r in window if r.dagster_run.status.value != "SUCCESS")
+        failed = sum(1 for r in window if r.status != "SUCCESS")
         out[label] = {
             "runs": len(window),
             "failed": failed,
@@ -306,16 +267,17 @@ def _error_rate(instance: Any, now: float) -> dict:
     return out
 
 
-def collect_status(settings: Any, instance: Any) -> dict:
-    """The status document (what --json prints)."""
+def collect_status(settings: Any, facts: StatusFacts) -> dict:
+    """The status document (what --json prints), from the instance's facts
+    (``ops.status_facts``: the SQLite reader or Dagster's API, which answer alike)."""
     from spx_dagster.core.storage import published_sessions
 
     now = time.time()
     published = published_sessions(Path(settings.storage.output_dir))
     checks = [
         _terminal(settings),
-        _instance(instance),
-        _daemon(instance, now),
+        _instance(facts),
+        _daemon(facts, now),
         _disk(settings, published),
         _memory(),
         _catalog(settings, sum(1 for s in published.values() if s.status != "corrupt")),
@@ -326,7 +288,7 @@ def collect_status(settings: Any, instance: Any) -> dict:
         "checked_at": dt.datetime.fromtimestamp(now, tz=dt.UTC).isoformat(),
         "checks": {c.name: asdict(c) for c in checks},
         "published_sessions": len(published),
-        "activity": _activity(instance, published),
-        "runs_in_progress": _in_progress(instance),
-        "error_rate": _error_rate(instance, now),
+        "activity": _activity(facts, published),
+        "runs_in_progress": _in_progress(facts),
+        "error_rate": _error_rate(facts, now),
     }
