@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/spx-data demo
 
-## test: the default test suite, everything but the reliability suite (~10 min on 2 cores)
+## test: the default test suite, everything but the reliability suite (~6 min on 2 cores: two
+##   workers, each test file on one of them)
 test: $(STAMP)
-	$(BIN)/python -m pytest -m 'not slow and not live'
+	$(BIN)/python -m pytest -m 'not slow and not live' -n 2 --dist loadfile
 
 ## test-slow: the reliability suite (faults, crashes, disk full, corruption, bad inputs; CI runs it),
 ##   printing the counts each test reports (retries per cause, where each SIGKILL landed, ...)
@@ -28,7 +29,7 @@ test-slow: $(STAMP)
 
 ## test-fast: everything but the slow, daemon and browser tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m 'not slow and not daemon and not browser and not postgres and not celery and not live'
+	$(BIN)/python -m pytest -m 'not slow and not daemon and not browser and not postgres and not celery and not live' -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
