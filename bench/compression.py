@@ -275,7 +275,7 @@ def measure_candidates(home: str, session: str, candidates: list[dict]) -> list[
     """Rewrite the published files of ``session`` in ``home`` with each candidate (child)."""
     import pyarrow.parquet as pq
 
-    from spx_dagster.core.storage.layout import published_file
+    from spx_dagster.core.storage.layout import OutputLayout
 
     day = dt.date.fromisoformat(session)
     output = Path(home) / "data"
@@ -283,7 +283,7 @@ def measure_candidates(home: str, session: str, candidates: list[dict]) -> list[
     shutil.rmtree(scratch, ignore_errors=True)
     chunks, published = {}, {}
     for dataset in DATASETS:
-        source = published_file(output, dataset, day)
+        source = OutputLayout.of(output).published_file(dataset, day)
         if source.exists():
             parquet = pq.ParquetFile(source)
             chunks[dataset] = [parquet.read_row_group(i) for i in range(parquet.num_row_groups)]

@@ -62,7 +62,7 @@ CHAIN_DIRECT = (
 def clone_sessions(output_dir: str, source: str, days: list[str]) -> dict:
     """Give each of ``days`` the files of ``source`` (hard links) and a manifest of its own."""
     from spx_dagster.core.storage import load_manifest
-    from spx_dagster.core.storage.layout import manifest_path
+    from spx_dagster.core.storage.layout import OutputLayout
 
     out = Path(output_dir)
     original = load_manifest(out, dt.date.fromisoformat(source))
@@ -86,7 +86,7 @@ def clone_sessions(output_dir: str, source: str, days: list[str]) -> dict:
                 entry, files=files, quarantine_path=None, quarantined_rows=0
             )
         manifest = dataclasses.replace(original, session=day, datasets=datasets)
-        path = manifest_path(out, day)
+        path = OutputLayout.of(out).manifest_path(day)
         temp = path.with_name(f".tmp-{path.name}")
         temp.write_text(manifest.to_json())
         os.replace(temp, path)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from spx_dagster.core.datasets import DATASETS
-from spx_dagster.core.storage.layout import PartKey, staged_file
+from spx_dagster.core.storage.layout import PartKey, TempLayout
 from spx_dagster.core.storage.parquet_io import write_table_atomic
 from spx_dagster.core.thetadata.vendor import (
     EOD_REPORT_TIME,
@@ -205,7 +205,8 @@ def stage_session(
                         seed=seed + 100 * i + 10 * j + k,
                     )
                     write_table_atomic(
-                        staged_file(temp_dir, session, dataset, PartKey(root, exp)), table
+                        TempLayout.of(temp_dir).staged_file(session, dataset, PartKey(root, exp)),
+                        table,
                     )
             else:
                 table = make_table(
@@ -217,6 +218,7 @@ def stage_session(
                     seed=seed + 100 * i + 10 * j,
                 )
                 write_table_atomic(
-                    staged_file(temp_dir, session, dataset, PartKey(root, None)), table
+                    TempLayout.of(temp_dir).staged_file(session, dataset, PartKey(root, None)),
+                    table,
                 )
     return [(root, exp) for root in roots for exp in exps]

@@ -212,6 +212,7 @@ def run_command(
     from spx_dagster.core.storage import published_sessions
     from spx_dagster.ops import backfills, runs
     from spx_dagster.ops.instance import open_instance
+    from spx_dagster.ops.sqlite_facts import reading_facts
 
     settings = load_settings_or_fail()
     storage_or_fail(settings)
@@ -221,6 +222,7 @@ def run_command(
     )
     complete = sorted(d for d, s in published.items() if s.status in ("complete", "no_data"))
     todo = sessions if force else [d for d in sessions if d not in set(complete)]
+    facts = reading_facts()  # without Dagster on a quiet SQLite instance (ops.sqlite_facts)
     skipped = [] if force else [d for d in sessions if d in set(complete)]
     document: dict[str, Any] = {
         "from": sessions[0].isoformat(),
@@ -229,7 +231,9 @@ def run_command(
         "skipped_complete": [d.isoformat() for d in skipped],
         "forced": force,
         "concurrency": concurrency,
-        "estimate": estimate_document(settings, len(todo), concurrency=concurrency),
+        "estimate": estimate_document(
+            settings, len(todo), runs=facts.run_facts(), concurrency=concurrency
+        ),
     }
     if not todo:
         document["backfill_id"] = None
@@ -241,7 +245,8 @@ def run_command(
                 "complete; nothing to backfill (use --force to re-run them)"
             )
         return
-    instance = open_instance(settings)
+    # The instance the facts opened, when they needed Dagster: one open, one reaping of dead runs.
+    instance = getattr(facts, "instance", None) or open_instance(settings)
     if concurrency is not None:
         _, concurrency_note = backfills.concurrency_tag(instance, concurrency)
         if concurrency_note:

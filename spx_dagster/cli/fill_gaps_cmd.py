@@ -63,10 +63,10 @@ def plan_fill(
     from spx_dagster.core.failure_categories import FailureCategory
     from spx_dagster.core.history import GapKind, decide_retry, find_gaps
     from spx_dagster.defs.instance_queries import active_backfill_sessions
-    from spx_dagster.defs.session_state import DagsterFacts, session_snapshot
+    from spx_dagster.defs.session_state import session_snapshot
 
     snapshot = session_snapshot(instance, settings, start, end)
-    runs = DagsterFacts(instance).run_facts()
+    runs = snapshot.all_runs
     gaps = find_gaps(
         snapshot.records,
         today=now_et().date(),

@@ -92,7 +92,7 @@ def gap_analysis(
         settings.thetadata.subscription_tier, settings.effective_concurrency
     )
     output_dir = Path(settings.storage.output_dir)
-    guess = estimate_sessions(output_dir, len(to_fill), pool_limit=lanes, runs=facts.run_facts())
+    guess = estimate_sessions(output_dir, len(to_fill), pool_limit=lanes, runs=snapshot.all_runs)
     free = free_bytes(output_dir)
     counts = Counter(g.kind.value for g in gaps)
     no_data = sum(1 for r in snapshot.records.values() if r.state.value == "no_data")

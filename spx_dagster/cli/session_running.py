@@ -131,7 +131,7 @@ def completed_report(settings: Any, session: dt.date) -> Any | None:
 def describe_success(outcome: Any, settings: Any) -> list[str]:
     """Summary lines of a published session (rows, files, quality, duration, retries)."""
     from spx_dagster.cli.progress_view import human_bytes, human_count, human_duration
-    from spx_dagster.core.storage.layout import manifest_path
+    from spx_dagster.core.storage.layout import OutputLayout
 
     m = outcome.manifest
     output_dir = Path(settings.storage.output_dir)
@@ -144,7 +144,7 @@ def describe_success(outcome: Any, settings: Any) -> list[str]:
         f"{human_count(m.rows)} rows in {len(m.files)} files ({human_bytes(m.bytes)}), "
         f"quality {quality}, {m.requests} requests, {sum(m.retries.values())} retries",
         f"  data:     {output_dir}/<dataset>/date={outcome.session}/",
-        f"  manifest: {manifest_path(output_dir, outcome.session)}",
+        f"  manifest: {OutputLayout.of(output_dir).manifest_path(outcome.session)}",
         f"  run:      {outcome.run_id} (web UI: spx-data serve → Runs)",
     ]
 

@@ -8,6 +8,7 @@ The calendar is built once per process over a pinned range so that everything de
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -85,13 +86,12 @@ def _write_facts(path: Path, sessions: tuple[dt.date, ...], early: dict[dt.date,
         "sessions": [day.toordinal() for day in sessions],
         "early_closes": {day.isoformat(): close.isoformat() for day, close in early.items()},
     }
-    try:
+    # A read-only home only costs the next process the build again.
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temp.write_text(json.dumps(data))
         os.replace(temp, path)
-    except OSError:
-        pass  # a read-only home only costs the next process the build again
 
 
 @functools.lru_cache(maxsize=1)

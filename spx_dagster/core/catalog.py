@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage.committed import Committed, read_committed
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout
 
 SESSIONS_SCHEMA = pa.schema(
     [
@@ -193,7 +193,7 @@ def refresh_catalog(connection: Any, output_dir: Path) -> CatalogStats:
     """Rebuild the catalog in ``connection`` (a DuckDB connection) from ``output_dir``."""
     started = time.monotonic()
     for attempt in (1, 2):
-        committed = read_committed(local_path(output_dir))
+        committed = read_committed(OutputLayout.of(output_dir).root)
         connection.execute("BEGIN TRANSACTION")
         try:
             views = build_catalog(connection, committed)

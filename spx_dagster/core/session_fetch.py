@@ -15,7 +15,6 @@ validate stage puts them in quarantine, so no line the terminal sent is dropped 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from spx_dagster.core.chains import PlannedRequest, SessionPlan
+from spx_dagster.core.storage.atomic import atomic_write_bytes
 from spx_dagster.core.validation.malformed import malformed_file, write_malformed
 
 
@@ -118,9 +118,8 @@ def load_staged(staging_dir: Path, request: PlannedRequest) -> StagedAnswer | No
 
 
 def _write_sidecar(path: Path, answer: StagedAnswer) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(answer.__dict__))
-    os.replace(tmp, path)
+    """The sidecar says the answer is staged (resume trusts it): durable before it counts."""
+    atomic_write_bytes(path, json.dumps(answer.__dict__).encode())
 
 
 def fetch_plan(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import threading
 import time
@@ -51,10 +52,6 @@ from spx_dagster.core.storage import (
     publish_dataset,
     remove_session_temp,
     session_lock,
-    staged_parts,
-    staging_dir,
-    validated_dir,
-    validated_parts,
 )
 from spx_dagster.core.storage.atomic import copy_atomic, ensure_dir
 from spx_dagster.core.storage.disk import (
@@ -63,15 +60,7 @@ from spx_dagster.core.storage.disk import (
     has_history,
     same_filesystem,
 )
-from spx_dagster.core.storage.layout import (
-    manifest_path,
-    manifests_dir,
-    pending_path,
-    quarantine_file,
-    relative_to_output,
-    validated_quarantine_file,
-)
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout, StorageLayout
 from spx_dagster.core.storage.manifest import QualitySummary, read_manifest
 from spx_dagster.core.storage.republish import commit_republish
 from spx_dagster.core.storage.rollforward import recover_session
@@ -118,14 +107,20 @@ class PipelineSettings:
         default_factory=lambda: SourceInfo("terminal", "http://127.0.0.1:25503", "v3")
     )
 
+    @functools.cached_property
+    def layout(self) -> StorageLayout:
+        """Every path of the output and temp directories, resolved once."""
+        return StorageLayout.resolve(self.output_dir, self.temp_dir)
+
     @classmethod
     def from_settings(cls, settings: Any, *, source_kind: str | None = None) -> PipelineSettings:
         """From ``core.config.Settings``; ``source_kind`` says simulator or terminal."""
         td, proc, store = settings.thetadata, settings.processing, settings.storage
         file_mode = _mode(getattr(store, "file_mode", None), DEFAULT_FILE_MODE)
+        layout = StorageLayout.from_settings(store)
         return cls(
-            output_dir=local_path(store.output_dir),
-            temp_dir=local_path(store.temp_dir),
+            output_dir=layout.output.root,
+            temp_dir=layout.temp.root,
             roots=tuple(proc.roots),
             datasets=tuple(proc.datasets),
             interval=str(proc.interval),
@@ -169,12 +164,13 @@ def _recent_manifests(
     output_dir: Path, limit: int, *, before: dt.date | None = None
 ) -> list[Manifest]:
     """The newest ``limit`` readable manifests (of sessions before ``before``), oldest first."""
-    directory = manifests_dir(output_dir)
+    layout = OutputLayout.of(output_dir)
+    directory = layout.manifests_dir()
     if not directory.is_dir():
         return []
     names = sorted(p for p in directory.iterdir() if p.suffix == ".json")
     if before is not None:
-        names = [p for p in names if p.name < manifest_path(output_dir, before).name]
+        names = [p for p in names if p.name < layout.manifest_path(before).name]
     out = []
     for path in names[-limit:]:
         try:
@@ -250,7 +246,7 @@ def _write_json(path: Path, payload: Any, cfg: PipelineSettings) -> None:
 
 def load_plan(cfg: PipelineSettings, session: dt.date) -> SessionPlan | None:
     """The plan staged by an earlier fetch of ``session`` with the same datasets, if any."""
-    path = staging_dir(cfg.temp_dir, session) / PLAN_FILE
+    path = cfg.layout.temp.staging_dir(session) / PLAN_FILE
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -317,7 +313,7 @@ def _fetch_session(
             disk_estimate = _check_space(cfg, history, chain)
         plan = make_plan(chain, datasets=cfg.datasets)
         _write_json(
-            staging_dir(cfg.temp_dir, session) / PLAN_FILE,
+            cfg.layout.temp.staging_dir(session) / PLAN_FILE,
             {
                 "datasets": list(cfg.datasets),
                 "max_dte": cfg.max_dte,
@@ -341,7 +337,7 @@ def _fetch_session(
     summary = fetch_plan(
         client,
         plan,
-        staging_dir(cfg.temp_dir, session),
+        cfg.layout.temp.staging_dir(session),
         interval=cfg.interval,
         concurrency=cfg.concurrency,
         on_answer=on_answer,
@@ -355,7 +351,7 @@ def _fetch_session(
         disk_estimate_bytes=disk_estimate,
     )
     _write_json(
-        staging_dir(cfg.temp_dir, session) / FETCH_FILE,
+        cfg.layout.temp.staging_dir(session) / FETCH_FILE,
         {
             "requests": summary.requests,
             "requests_sent": outcome.requests_sent,
@@ -379,7 +375,7 @@ def _client_requests(client: Any) -> int:
 
 def read_fetch_figures(cfg: PipelineSettings, session: dt.date) -> dict:
     """The figures the fetch stage wrote; StageInputMissing when there is no staged session."""
-    path = staging_dir(cfg.temp_dir, session) / FETCH_FILE
+    path = cfg.layout.temp.staging_dir(session) / FETCH_FILE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -398,7 +394,7 @@ def require_staged_answers(cfg: PipelineSettings, session: dt.date, plan: Sessio
     answers); when one publishes, it removes them. Without this check the other run would go on
     with what was left and could publish a part of the day over the whole one.
     """
-    staging = staging_dir(cfg.temp_dir, session)
+    staging = cfg.layout.temp.staging_dir(session)
     missing = [r for r in plan.requests if load_staged(staging, r) is None]
     if missing:
         raise StageInputMissing(
@@ -490,8 +486,9 @@ def _validate_session(
     plan = load_plan(cfg, session)
     if plan is None:
         raise StageInputMissing(
-            f"the request plan of {session} is missing from {staging_dir(cfg.temp_dir, session)}; "
-            f"re-run the fetch, e.g. `spx-data process {session}`"
+            f"the request plan of {session} is missing from "
+            f"{cfg.layout.temp.staging_dir(session)}; re-run the fetch, e.g. "
+            f"`spx-data process {session}`"
         )
     require_staged_answers(cfg, session, plan)
     listed = [(root, exp) for root, exps in plan.chain.expirations.items() for exp in exps]
@@ -520,7 +517,7 @@ def _validate_session(
         )
         if result.quarantine is not None:
             # Where the rows will be published; until then they wait in the temp stage.
-            quarantine[dataset] = str(quarantine_file(cfg.output_dir, session, dataset))
+            quarantine[dataset] = str(cfg.layout.output.quarantine_file(session, dataset))
             quarantined_rows[dataset] = result.quarantine.rows
         outside_plan[dataset] = result.stats.outside_plan_rows
         if progress:
@@ -539,7 +536,7 @@ def _validate_session(
         malformed_rows=report.counts.get("malformed_rows", 0),
     )
     _write_json(
-        validated_dir(cfg.temp_dir, session) / QUALITY_FILE,
+        cfg.layout.temp.validated_dir(session) / QUALITY_FILE,
         {
             "quality": asdict(report.to_summary()),
             "seconds": outcome.seconds,
@@ -547,7 +544,7 @@ def _validate_session(
             "quarantine": {
                 dataset: {
                     "rows": quarantined_rows[dataset],
-                    "path": relative_to_output(cfg.output_dir, Path(path)),
+                    "path": cfg.layout.output.relative_to_output(Path(path)),
                 }
                 for dataset, path in quarantine.items()
             },
@@ -600,7 +597,7 @@ def _publish_session(
     started = time.monotonic()
     fetch = read_fetch_figures(cfg, session)
     plan = load_plan(cfg, session)
-    quality_path = validated_dir(cfg.temp_dir, session) / QUALITY_FILE
+    quality_path = cfg.layout.temp.validated_dir(session) / QUALITY_FILE
     try:
         validated = json.loads(quality_path.read_text())
     except (OSError, ValueError):
@@ -624,7 +621,7 @@ def _publish_session(
         for dataset in cfg.datasets:
             if progress:
                 progress.working_on(dataset)
-            if validated_parts(cfg.temp_dir, session, dataset):
+            if cfg.layout.temp.validated_parts(session, dataset):
                 entries[dataset] = publish_dataset(
                     cfg.output_dir,
                     session,
@@ -686,8 +683,8 @@ def _require_validated_inputs(
         )
     require_staged_answers(cfg, session, plan)
     for dataset in cfg.datasets:
-        staged = staged_parts(cfg.temp_dir, session, dataset)
-        validated = validated_parts(cfg.temp_dir, session, dataset)
+        staged = cfg.layout.temp.staged_parts(session, dataset)
+        validated = cfg.layout.temp.validated_parts(session, dataset)
         if staged != validated:
             raise StageInputMissing(
                 f"{dataset} of {session} has {len(validated)} validated parts for "
@@ -710,20 +707,20 @@ def _stage_quarantine(
     manifest says where its rows went.
     """
     for dataset, found in quarantine.items():
-        source = validated_quarantine_file(cfg.temp_dir, session, dataset)
+        source = cfg.layout.temp.validated_quarantine_file(session, dataset)
         if not source.exists():
             raise StageInputMissing(
                 f"the quarantine of {dataset} for {session} is gone from {source.parent}: the "
                 "temp directory changed under this run. Nothing was published; re-run "
                 f"`spx-data process {session}`"
             )
-        final = quarantine_file(cfg.output_dir, session, dataset)
-        target = pending_path(cfg.output_dir, session, final)
+        final = cfg.layout.output.quarantine_file(session, dataset)
+        target = cfg.layout.output.pending_path(session, final)
         ensure_dir(target.parent, mode=cfg.dir_mode)
         size, sha256 = copy_atomic(source, target, mode=cfg.file_mode)
         entry = entries.setdefault(dataset, DatasetEntry())
         entry.quarantined_rows = int(found["rows"])
-        entry.quarantine_path = relative_to_output(cfg.output_dir, final)
+        entry.quarantine_path = cfg.layout.output.relative_to_output(final)
         entry.quarantine_bytes = size
         entry.quarantine_sha256 = sha256
 

@@ -51,6 +51,8 @@ class SessionSnapshot:
     runs: list[RunFact]
     corrupt: set[dt.date]
     records: dict[dt.date, SessionRecord] = field(default_factory=dict)
+    # Every run of every session, in the range or not (the estimates' history), read once.
+    all_runs: list[RunFact] = field(default_factory=list)
 
     @property
     def published_facts(self) -> dict[dt.date, PublishedFact]:
@@ -116,13 +118,14 @@ def build_snapshot(
     expected = calendar.sessions_between(first, last)
     output_dir = Path(settings.storage.output_dir)
     published = published_sessions(output_dir, start=first, end=last)
-    runs = [r for r in facts.run_facts() if first <= r.session <= last]
+    all_runs = facts.run_facts()
+    runs = [r for r in all_runs if first <= r.session <= last]
     corrupt = {d for d in facts.corrupt_sessions() if first <= d <= last}
     corrupt |= {d for d, s in published.items() if s.status == CORRUPT_MANIFEST}
     corrupt |= {d for d, s in published.items() if s.size_problems(output_dir)}
     pending = {d for d in facts.pending_backfill_sessions() if first <= d <= last}
     days = sorted(set(expected) | set(published) | {r.session for r in runs} | corrupt)
-    snapshot = SessionSnapshot(first, last, expected, published, runs, corrupt)
+    snapshot = SessionSnapshot(first, last, expected, published, runs, corrupt, all_runs=all_runs)
     snapshot.records = session_records(
         days, published_facts(published), runs, corrupt=corrupt, pending=pending
     )

@@ -53,7 +53,7 @@ from spx_dagster.core.history import (
 )
 from spx_dagster.core.run_limits import MAX_CONCURRENT_RUNS
 from spx_dagster.core.storage import published_sessions
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.defs.constants import (
     CHECKSUM_CHECK,
     ERROR_CATEGORY_TAG,
@@ -210,7 +210,9 @@ def plan_gap_fill(
     corrupt = corrupt_sessions(instance)
     candidates = {day for day in expected if session_key(day) not in materialized}
     candidates |= corrupt.intersection(expected)
-    published = published_sessions(local_path(settings.storage.output_dir), start=first, end=last)
+    published = published_sessions(
+        OutputLayout.of(settings.storage.output_dir).root, start=first, end=last
+    )
     holed = {
         day: summary
         for day, summary in published.items()

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from spx_dagster.core.config.home import dagster_home
+from spx_dagster.core.storage.atomic import atomic_write_bytes
 from spx_dagster.defs.dead_runs import reap_dead_runs
 from spx_dagster.defs.instance_config import apply_pool_limits, render_instance_yaml
 
@@ -31,9 +32,7 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / INSTANCE_YAML_NAME
     if not config.exists():
-        temp = config.with_name(f".{INSTANCE_YAML_NAME}.tmp")
-        temp.write_text(render_instance_yaml())
-        os.replace(temp, config)
+        atomic_write_bytes(config, render_instance_yaml().encode())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

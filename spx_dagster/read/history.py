@@ -27,7 +27,7 @@ import pyarrow as pa
 from spx_dagster.core.catalog import TABLES, build_catalog, dataset_select
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage.committed import Committed, manifests_stamp, read_committed
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.core.thetadata.vendor import EXCHANGE_TIMEZONE
 from spx_dagster.read.errors import FilesChanged, QueryError
 
@@ -51,7 +51,7 @@ def open_history(output_dir: Path | str | None = None) -> History:
         from spx_dagster.core.config import load_settings
 
         output_dir = load_settings().storage.output_dir
-    return History(Path(local_path(output_dir)))
+    return History(OutputLayout.of(output_dir).root)
 
 
 def as_date(value: dt.date | str, what: str = "date") -> dt.date:

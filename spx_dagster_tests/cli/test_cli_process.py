@@ -15,7 +15,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from spx_dagster.cli.main import cli
 from spx_dagster.core import calendar
 from spx_dagster.core.storage import find_tmp_leftovers, load_manifest, verify_session
-from spx_dagster.core.storage.layout import dataset_session_dir
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.defs.constants import (
     CHECKSUM_CHECK,
     ERROR_CATEGORY_TAG,
@@ -88,7 +88,7 @@ def test_process_publishes_checks_and_catalogs_then_skips_then_forces(pipeline_h
     assert forced_run.tags[FORCED_TAG] == "true"
     # The re-run replaced the session: only the files the new manifest lists are on disk.
     for dataset, entry in second.datasets.items():
-        directory = dataset_session_dir(pipeline_home.output_dir, dataset, SESSION)
+        directory = OutputLayout.of(pipeline_home.output_dir).dataset_session_dir(dataset, SESSION)
         listed = {f.path.rsplit("/", 1)[-1] for f in entry.files}
         listed |= {name + ".sha256" for name in listed}
         assert {p.name for p in directory.iterdir()} == listed

@@ -15,7 +15,8 @@ import dagster as dg
 from click.testing import CliRunner
 
 from spx_dagster.cli.main import cli
-from spx_dagster.core.storage import find_tmp_leftovers, load_manifest, staging_dir
+from spx_dagster.core.storage import find_tmp_leftovers, load_manifest
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.defs.constants import ERROR_CATEGORY_TAG, RAW, SESSION_JOB
 from spx_dagster.simulator import FaultRule
 
@@ -38,7 +39,7 @@ def _fetching(progress_dir: Path) -> dict | None:
 def _staged_answers(temp_dir: Path) -> list[Path]:
     return [
         p
-        for p in staging_dir(temp_dir, SESSION).rglob("*.json")
+        for p in TempLayout.of(temp_dir).staging_dir(SESSION).rglob("*.json")
         if not p.name.startswith(("_", ".tmp-"))
     ]
 

@@ -10,7 +10,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from spx_dagster.core.storage import load_manifest
-from spx_dagster.core.storage.layout import manifest_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.defs.constants import CHECKSUM_CHECK
 from spx_dagster.defs.instance_queries import corrupt_sessions
 from spx_dagster_tests.cli.reading_history import invoke, run_session
@@ -116,7 +116,7 @@ def test_verify_range_reports_every_mismatch(pipeline_home) -> None:
 
 def test_a_deleted_manifest_of_a_materialized_session_is_found_by_all(pipeline_home) -> None:
     assert run_session(DAY).success
-    manifest_path(pipeline_home.output_dir, DAY).unlink()
+    OutputLayout.of(pipeline_home.output_dir).manifest_path(DAY).unlink()
     result = invoke("verify", "--all")
     assert result.exit_code == 1
     assert "missing_manifest" in result.stdout

@@ -20,7 +20,7 @@ from spx_dagster.core.storage import (
     unpublish_session,
     verify_all,
 )
-from spx_dagster.core.storage.layout import manifest_path, manifests_dir
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.core.storage.manifest import load_manifest, write_manifest
 from spx_dagster.core.storage.manifest_index import (
     _index_lock,
@@ -44,7 +44,7 @@ def output(tmp_path: Path) -> Path:
 def slow_path(output: Path) -> dict[dt.date, ManifestSummary]:
     """What the listing was before the index: every manifest read and summarised."""
     out = {}
-    for path in sorted(manifests_dir(output).glob("date=*.json")):
+    for path in sorted(OutputLayout.of(output).manifests_dir().glob("date=*.json")):
         manifest = read_manifest(path)
         out[manifest.session] = ManifestSummary.of(manifest)
     return out
@@ -109,7 +109,7 @@ def test_a_manifest_added_or_edited_behind_the_index_is_read(output: Path) -> No
     copy.session = DAYS[1]
     write_manifest(output, copy)
     # Edited in place by hand: same inode, another size and mtime.
-    first = manifest_path(output, DAYS[0])
+    first = OutputLayout.of(output).manifest_path(DAYS[0])
     data = json.loads(first.read_text())
     data["extra"] = {"underlying_range": 0.031}
     with open(first, "r+", encoding="utf-8") as handle:
@@ -125,7 +125,7 @@ def test_a_manifest_added_or_edited_behind_the_index_is_read(output: Path) -> No
 def test_a_manifest_removed_behind_the_index_is_not_listed(output: Path) -> None:
     for day in DAYS:
         _publish(output, day, version_tables(day, "A"))
-    manifest_path(output, DAYS[1]).unlink()
+    OutputLayout.of(output).manifest_path(DAYS[1]).unlink()
     assert set(published_sessions(output)) == {DAYS[0], DAYS[2]}
 
 
@@ -150,7 +150,7 @@ def test_a_kill_during_the_index_write_leaves_no_temp_file_after_the_next_commit
     """A writer killed between its temp file and the rename leaves ``.tmp-.index-*`` behind;
     the next writer (under the index's lock) removes it (CI: the SIGKILL reliability test)."""
     _publish(output, DAYS[0], version_tables(DAYS[0], "A"))
-    killed = manifests_dir(output) / ".tmp-.index-0123456789ab"
+    killed = OutputLayout.of(output).manifests_dir() / ".tmp-.index-0123456789ab"
     killed.write_bytes(b'{"index_version": 1, "entr')
     _publish(output, DAYS[1], version_tables(DAYS[1], "A"))
     assert not killed.exists()
@@ -166,7 +166,7 @@ def test_a_kill_during_the_index_write_leaves_no_temp_file_after_a_check_or_a_re
     published): ``verify --all`` or any listing removes the temp file (CI: the SIGKILL test's
     ``publish +manifest`` kill left it to ``published_tree_problems``)."""
     _publish(output, DAYS[0], version_tables(DAYS[0], "A"))
-    killed = manifests_dir(output) / ".tmp-.index-0123456789ab"
+    killed = OutputLayout.of(output).manifests_dir() / ".tmp-.index-0123456789ab"
     killed.write_bytes(b'{"index_version": 1, "entr')
     if after == "verify --all":
         assert all(report.ok for report in verify_all(output))
@@ -179,7 +179,7 @@ def test_a_kill_during_the_index_write_leaves_no_temp_file_after_a_check_or_a_re
 def test_an_index_write_in_progress_is_left_alone(output: Path) -> None:
     """While a writer holds the index's lock its temp file is work in progress, not a leftover."""
     _publish(output, DAYS[0], version_tables(DAYS[0], "A"))
-    writing = manifests_dir(output) / ".tmp-.index-0123456789ab"
+    writing = OutputLayout.of(output).manifests_dir() / ".tmp-.index-0123456789ab"
     writing.write_bytes(b"{")
     with _index_lock(output, blocking=True, file_mode=0o644, dir_mode=0o755):
         assert drop_killed_index_writes(output) == []

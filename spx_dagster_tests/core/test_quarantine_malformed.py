@@ -24,15 +24,8 @@ from spx_dagster.core.session_stages import (
     publish_session,
     validate_session,
 )
-from spx_dagster.core.storage import (
-    PartKey,
-    load_manifest,
-    quarantine_file,
-    staged_file,
-    staging_dir,
-    verify_session,
-)
-from spx_dagster.core.storage.layout import quarantine_dir
+from spx_dagster.core.storage import PartKey, load_manifest, verify_session
+from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.core.thetadata.client import ThetaClient
 from spx_dagster.core.thetadata.vendor import ENDPOINTS, RIGHT_WIRE_TO_CODE
 from spx_dagster.core.thetadata.wire import SPECS, table_from_records
@@ -144,9 +137,9 @@ def test_bad_lines_are_quarantined_with_reasons_and_the_good_rows_published(
     for dataset in ("greeks", "eod"):
         entry = manifest.datasets[dataset]
         assert entry.quarantine_path == f"_quarantine/date={SESSION}/{dataset}.parquet"
-        assert pipeline_home.output_dir / entry.quarantine_path == quarantine_file(
-            pipeline_home.output_dir, SESSION, dataset
-        )
+        assert pipeline_home.output_dir / entry.quarantine_path == OutputLayout.of(
+            pipeline_home.output_dir
+        ).quarantine_file(SESSION, dataset)
         quarantined = pq.read_table(pipeline_home.output_dir / entry.quarantine_path)
         assert quarantined.num_rows == entry.quarantined_rows >= 1
         assert quarantined.schema.names[-2:] == [RAW_LINE_COLUMN, "reason"]
@@ -183,7 +176,7 @@ def test_a_session_without_bad_rows_has_no_quarantine_file(pipeline_home, tiny_s
     assert fetched.summary.malformed_rows == 0
     assert validated.quarantine == {} and validated.rejected_rows == 0
     assert validated.report.parts["validity"] == 1.0
-    assert not quarantine_dir(pipeline_home.output_dir, SESSION).exists()
+    assert not OutputLayout.of(pipeline_home.output_dir).quarantine_dir(SESSION).exists()
     manifest = published.manifest
     assert manifest.rows > 0
     for entry in manifest.datasets.values():
@@ -198,13 +191,13 @@ def test_a_clean_rerun_replaces_the_quarantine_of_the_faulty_run(pipeline_home, 
     inject_bad_lines(tiny_simulator, expiration)
     _, _, faulty = run_stages()
     assert faulty.manifest.quarantined_rows >= 2
-    assert quarantine_file(pipeline_home.output_dir, SESSION, "greeks").exists()
+    assert OutputLayout.of(pipeline_home.output_dir).quarantine_file(SESSION, "greeks").exists()
 
     tiny_simulator.clear_faults()
     _, _, clean = run_stages()
     assert clean.manifest.quarantined_rows == 0
-    assert not quarantine_file(pipeline_home.output_dir, SESSION, "greeks").exists()
-    assert not quarantine_file(pipeline_home.output_dir, SESSION, "eod").exists()
+    assert not OutputLayout.of(pipeline_home.output_dir).quarantine_file(SESSION, "greeks").exists()
+    assert not OutputLayout.of(pipeline_home.output_dir).quarantine_file(SESSION, "eod").exists()
 
 
 def test_resumed_answers_keep_their_bad_lines_and_a_lost_file_is_fetched_again(
@@ -221,7 +214,7 @@ def test_resumed_answers_keep_their_bad_lines_and_a_lost_file_is_fetched_again(
             for r in first.plan.requests
             if r.dataset == "greeks" and r.root == ROOT and r.expiration == expiration
         )
-        staged = staged_malformed_path(staging_dir(cfg.temp_dir, SESSION), greeks)
+        staged = staged_malformed_path(TempLayout.of(cfg.temp_dir).staging_dir(SESSION), greeks)
         assert pq.read_table(staged).num_rows == 1
 
         tiny_simulator.clear_faults()  # a re-fetch now would bring no bad line
@@ -265,7 +258,7 @@ def test_validate_quarantines_staged_lines_of_every_kind_with_counted_reasons(tm
     malformed.append(("SPXW,2024-11-08,5800.000", "expected 20 fields, got 3"))
 
     part = PartKey(ROOT, None)
-    source = staged_file(temp, session, dataset, part)
+    source = TempLayout.of(temp).staged_file(session, dataset, part)
     source.parent.mkdir(parents=True)
     pq.write_table(table, source)
     assert (

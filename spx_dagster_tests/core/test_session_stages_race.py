@@ -21,7 +21,8 @@ from spx_dagster.core.session_stages import (
     publish_session,
     validate_session,
 )
-from spx_dagster.core.storage import load_manifest, staging_dir, verify_session
+from spx_dagster.core.storage import load_manifest, verify_session
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.core.thetadata.client import ThetaClient
 
 SESSION = dt.date(2024, 11, 12)
@@ -51,7 +52,9 @@ def test_a_run_that_validated_before_the_other_published_publishes_nothing(pipel
 def test_answers_removed_under_a_run_stop_its_validation(pipeline_home, cfg):
     fetch(cfg)
     plan = load_plan(cfg, SESSION)
-    _data, sidecar = staged_paths(staging_dir(cfg.temp_dir, SESSION), plan.requests[0])
+    _data, sidecar = staged_paths(
+        TempLayout.of(cfg.temp_dir).staging_dir(SESSION), plan.requests[0]
+    )
     sidecar.unlink()  # what the other run's clean-up does, one file at a time
     with pytest.raises(StageInputMissing, match=f"1 of the {len(plan.requests)} planned answers"):
         validate_session(cfg, SESSION)
@@ -59,12 +62,10 @@ def test_answers_removed_under_a_run_stop_its_validation(pipeline_home, cfg):
 
 
 def test_a_validated_part_lost_before_publishing_publishes_nothing(pipeline_home, cfg):
-    from spx_dagster.core.storage import validated_file, validated_parts
-
     fetch(cfg)
     validate_session(cfg, SESSION)
-    part = validated_parts(cfg.temp_dir, SESSION, "greeks")[0]
-    validated_file(cfg.temp_dir, SESSION, "greeks", part).unlink()
+    part = TempLayout.of(cfg.temp_dir).validated_parts(SESSION, "greeks")[0]
+    TempLayout.of(cfg.temp_dir).validated_file(SESSION, "greeks", part).unlink()
     with pytest.raises(StageInputMissing, match="validated parts for"):
         publish_session(cfg, SESSION)
     assert load_manifest(pipeline_home.output_dir, SESSION) is None

@@ -23,12 +23,11 @@ from spx_dagster.core.storage import (
     remove_session_temp,
     remove_tmp_leftovers,
     sha256_file,
-    staged_file,
-    staged_parts,
     write_checksum_sidecar,
 )
 from spx_dagster.core.storage.atomic import read_checksum_sidecar
 from spx_dagster.core.storage.disk import DEFAULT_SESSION_BYTES, GB
+from spx_dagster.core.storage.layout import TempLayout
 
 SESSION = dt.date(2024, 3, 15)
 
@@ -74,14 +73,14 @@ def test_part_names_round_trip_and_sort_in_published_order(tmp_path: Path) -> No
     ]
     for part in parts:
         assert PartKey.parse(part.filename) == part
-        path = staged_file(tmp_path, SESSION, "greeks", part)
+        path = TempLayout.of(tmp_path).staged_file(SESSION, "greeks", part)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     (path.parent / ".tmp-SPX_2024-03-20.parquet-x").write_bytes(b"")
-    assert staged_file(tmp_path, SESSION, "greeks", parts[0]) == (
+    assert TempLayout.of(tmp_path).staged_file(SESSION, "greeks", parts[0]) == (
         tmp_path / "staging" / "date=2024-03-15" / "greeks" / "SPXW_2024-03-18.parquet"
     )
-    assert [p.stem for p in staged_parts(tmp_path, SESSION, "greeks")] == [
+    assert [p.stem for p in TempLayout.of(tmp_path).staged_parts(SESSION, "greeks")] == [
         "SPX_2024-03-15",
         "SPXW_ALL",
         "SPXW_2024-03-15_C",
@@ -119,12 +118,12 @@ def test_estimate_session_bytes_defaults_history_and_interval() -> None:
 
 
 def test_cleanup_helpers(tmp_path: Path) -> None:
-    staged = staged_file(tmp_path, SESSION, "eod", PartKey("SPX", None))
+    staged = TempLayout.of(tmp_path).staged_file(SESSION, "eod", PartKey("SPX", None))
     staged.parent.mkdir(parents=True)
     staged.write_bytes(b"x")
     validated = tmp_path / "validated" / "date=2024-03-15" / "eod"
     validated.mkdir(parents=True)
-    other = staged_file(tmp_path, dt.date(2024, 3, 14), "eod", PartKey("SPX", None))
+    other = TempLayout.of(tmp_path).staged_file(dt.date(2024, 3, 14), "eod", PartKey("SPX", None))
     other.parent.mkdir(parents=True)
     other.write_bytes(b"x")
     assert len(remove_session_temp(tmp_path, SESSION)) == 2

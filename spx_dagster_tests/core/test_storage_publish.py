@@ -27,10 +27,8 @@ from spx_dagster.core.storage import (
     Versions,
     cleanup_orphans,
     commit_manifest,
-    dataset_session_dir,
     iter_validated_tables,
     load_manifest,
-    manifest_path,
     publish_dataset,
     published_sessions,
     read_manifest,
@@ -39,6 +37,7 @@ from spx_dagster.core.storage import (
     verify_all,
     verify_session,
 )
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.core.storage.manifest import MANIFEST_VERSION
 from spx_dagster.core.validation import (
     QUALITY_WEIGHTS,
@@ -137,7 +136,7 @@ def test_end_to_end_stage_validate_publish_verify(tmp_path: Path, output: Path) 
 def test_sha256sum_check_passes_in_every_published_directory(output: Path) -> None:
     _publish(output, SESSION, version_tables(SESSION, "A"))
     for ds in ("greeks", "eod"):
-        directory = dataset_session_dir(output, ds, SESSION)
+        directory = OutputLayout.of(output).dataset_session_dir(ds, SESSION)
         sidecars = [p.name for p in directory.glob("*.sha256")]
         assert len(sidecars) == 1
         done = subprocess.run(
@@ -165,7 +164,7 @@ def test_files_and_directories_get_the_configured_modes(output: Path) -> None:
     data = output / entry.files[0].path
     assert data.stat().st_mode & 0o777 == 0o644
     assert data.parent.stat().st_mode & 0o777 == 0o755
-    assert manifest_path(output, SESSION).stat().st_mode & 0o777 == 0o644
+    assert OutputLayout.of(output).manifest_path(SESSION).stat().st_mode & 0o777 == 0o644
 
 
 def _visible(output: Path) -> list[Path]:
@@ -238,7 +237,7 @@ def test_verify_reports_every_mismatch_and_orphans(output: Path) -> None:
 
 def test_cleanup_orphans_keeps_listed_files(output: Path) -> None:
     manifest = _publish(output, SESSION, version_tables(SESSION, "A"))
-    directory = dataset_session_dir(output, "greeks", SESSION)
+    directory = OutputLayout.of(output).dataset_session_dir("greeks", SESSION)
     (directory / "greeks-ffffffffffffffff.parquet").write_bytes(b"x")
     (directory / ".tmp-greeks.parquet-1").write_bytes(b"x")
     removed = cleanup_orphans(output, SESSION)
@@ -250,7 +249,7 @@ def test_cleanup_orphans_keeps_listed_files(output: Path) -> None:
 def test_session_without_manifest_is_missing_and_its_files_are_orphans(output: Path) -> None:
     # A file in a dataset directory that no manifest lists (an older spx-data, or a copy by hand)
     # is seen by every glob reader: an error, and the command that removes it is named.
-    directory = dataset_session_dir(output, "eod", SESSION)
+    directory = OutputLayout.of(output).dataset_session_dir("eod", SESSION)
     directory.mkdir(parents=True)
     pq.write_table(make_table("eod", SESSION), directory / "eod-0123456789abcdef.parquet")
     report = verify_session(output, SESSION)
@@ -264,7 +263,7 @@ def test_session_without_manifest_is_missing_and_its_files_are_orphans(output: P
     # verify_all finds sessions by their data too, not only by manifests.
     assert [r.session for r in verify_all(output)] == [SESSION]
     cleanup_orphans(output, SESSION)
-    assert not dataset_session_dir(output, "eod", SESSION).exists()
+    assert not OutputLayout.of(output).dataset_session_dir("eod", SESSION).exists()
 
 
 def test_an_uncommitted_publish_is_invisible_and_dropped(output: Path) -> None:
@@ -309,7 +308,7 @@ def test_commit_refuses_a_manifest_that_does_not_match_the_disk(output: Path) ->
 
 def test_manifest_json_round_trip_and_version_guard(output: Path) -> None:
     manifest = _publish(output, SESSION, version_tables(SESSION, "A"))
-    path = manifest_path(output, SESSION)
+    path = OutputLayout.of(output).manifest_path(SESSION)
     loaded = read_manifest(path)
     assert loaded == manifest
     data = json.loads(path.read_text())

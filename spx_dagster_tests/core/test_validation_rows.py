@@ -15,8 +15,8 @@ import pytest
 
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.quality import Flag
-from spx_dagster.core.storage import PartKey, staged_file, validated_file
-from spx_dagster.core.storage.layout import validated_quarantine_file
+from spx_dagster.core.storage import PartKey
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.core.storage.parquet_io import write_table_atomic
 from spx_dagster.core.validation import (
     QualityAccumulator,
@@ -230,19 +230,23 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     parts = [PartKey("SPXW", SESSION), PartKey("SPXW", SESSION + dt.timedelta(days=3))]
     for i, part in enumerate(parts):
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
-        write_table_atomic(staged_file(temp, SESSION, "greeks", part), _set(table, "bid", i, -1.0))
+        write_table_atomic(
+            TempLayout.of(temp).staged_file(SESSION, "greeks", part), _set(table, "bid", i, -1.0)
+        )
     quality = QualityAccumulator([(p.root, p.expiration) for p in parts])
     result = validate_staged_dataset(temp, SESSION, "greeks", CONTEXT, quality)
     assert result.parts == 2 and result.stats.rejected_rows == 2
     # Collected in the temp stage: the published output changes only with the manifest commit.
-    assert result.quarantine.path == validated_quarantine_file(temp, SESSION, "greeks")
+    assert result.quarantine.path == TempLayout.of(temp).validated_quarantine_file(
+        SESSION, "greeks"
+    )
     assert not output.exists()
     quarantined = pq.read_table(result.quarantine.path)
     assert quarantined["reason"].to_pylist() == ["bid must be >= 0"] * 2
     assert quarantined.schema.names[-1] == "reason"
     for part in parts:
         assert (
-            pq.read_metadata(validated_file(temp, SESSION, "greeks", part)).num_rows
+            pq.read_metadata(TempLayout.of(temp).validated_file(SESSION, "greeks", part)).num_rows
             == 3 * 2 * 391 - 1
         )
     report = quality.report()
@@ -252,9 +256,9 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     # A clean re-run removes the stale quarantine file.
     for i, part in enumerate(parts):
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
-        write_table_atomic(staged_file(temp, SESSION, "greeks", part), table)
+        write_table_atomic(TempLayout.of(temp).staged_file(SESSION, "greeks", part), table)
     assert validate_staged_dataset(temp, SESSION, "greeks", CONTEXT).quarantine is None
-    assert not validated_quarantine_file(temp, SESSION, "greeks").exists()
+    assert not TempLayout.of(temp).validated_quarantine_file(SESSION, "greeks").exists()
 
 
 @pytest.mark.slow

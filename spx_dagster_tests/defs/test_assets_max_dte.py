@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spx_dagster.core.storage import load_manifest
-from spx_dagster.core.storage.layout import manifest_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster_tests.defs.test_assets_pipeline import run_session
 
 SESSION = dt.date(2024, 11, 4)
@@ -93,5 +93,5 @@ def test_each_dataset_counts_its_dropped_rows_in_the_manifest(published, dataset
         assert dropped > 0
     else:
         assert dropped == 0  # one request per planned expiration: nothing to drop
-    on_disk = json.loads(manifest_path(output_dir, SESSION).read_text())
+    on_disk = json.loads(OutputLayout.of(output_dir).manifest_path(SESSION).read_text())
     assert on_disk["datasets"][dataset]["dropped_outside_plan"] == dropped

@@ -15,7 +15,8 @@ import dagster as dg
 from spx_dagster.core import calendar
 from spx_dagster.core.failure_categories import FailureCategory
 from spx_dagster.core.history import SessionState, session_records
-from spx_dagster.core.storage import load_manifest, staging_dir
+from spx_dagster.core.storage import load_manifest
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
 from spx_dagster.defs.constants import ERROR_CATEGORY_TAG
 from spx_dagster.defs.instance_queries import run_facts
@@ -48,7 +49,7 @@ def test_materializing_a_session_before_its_close_fails_at_once(pipeline_home, m
         assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
         facts = run_facts(instance)
     assert load_manifest(pipeline_home.output_dir, SESSION) is None
-    assert not staging_dir(pipeline_home.temp_dir, SESSION).exists()
+    assert not TempLayout.of(pipeline_home.temp_dir).staging_dir(SESSION).exists()
     record = session_records([SESSION], {}, facts)[SESSION]
     assert record.attempts == 0 and record.failures_since_success == 0
     assert record.state is SessionState.MISSING

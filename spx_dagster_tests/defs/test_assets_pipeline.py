@@ -13,14 +13,8 @@ import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_duckdb import DuckDBResource
 
-from spx_dagster.core.storage import (
-    load_manifest,
-    staged_file,
-    staged_parts,
-    staging_dir,
-    verify_session,
-)
-from spx_dagster.core.storage.layout import dataset_session_dir
+from spx_dagster.core.storage import load_manifest, verify_session
+from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
 from spx_dagster.defs.catalog import catalog
 from spx_dagster.defs.constants import (
@@ -102,7 +96,7 @@ def test_a_session_is_published_verified_and_checked(pipeline_home, instance):
     assert manifest is not None and manifest.status == "complete"
     assert set(manifest.datasets) == {"greeks", "eod", "open_interest"}
     assert verify_session(pipeline_home.output_dir, SESSION).ok
-    assert not staging_dir(pipeline_home.temp_dir, SESSION).exists()
+    assert not TempLayout.of(pipeline_home.temp_dir).staging_dir(SESSION).exists()
     assert_sha256sum_verifies(pipeline_home.output_dir, manifest)
 
     published = metadata_of(result, PARQUET)
@@ -148,7 +142,7 @@ def test_a_rerun_replaces_the_session_and_leaves_no_stray_file(pipeline_home, in
     second = load_manifest(pipeline_home.output_dir, SESSION)
     assert second.created_at >= first.created_at
     for dataset, entry in second.datasets.items():
-        directory = dataset_session_dir(pipeline_home.output_dir, dataset, SESSION)
+        directory = OutputLayout.of(pipeline_home.output_dir).dataset_session_dir(dataset, SESSION)
         on_disk = sorted(p.name for p in directory.iterdir())
         listed = sorted(
             name
@@ -162,8 +156,8 @@ def test_a_rerun_replaces_the_session_and_leaves_no_stray_file(pipeline_home, in
 def test_a_schema_break_publishes_nothing(pipeline_home, instance):
     fetched = run_session(instance, selection=[RAW])
     assert fetched.success
-    part = staged_parts(pipeline_home.temp_dir, SESSION, "greeks")[0]
-    path = staged_file(pipeline_home.temp_dir, SESSION, "greeks", part)
+    part = TempLayout.of(pipeline_home.temp_dir).staged_parts(SESSION, "greeks")[0]
+    path = TempLayout.of(pipeline_home.temp_dir).staged_file(SESSION, "greeks", part)
     table = pq.read_table(path)
     broken = table.drop_columns(["delta"]).append_column(
         "delta", pa.array(["x"] * table.num_rows, pa.string())

@@ -20,7 +20,7 @@ from spx_dagster.core import calendar
 from spx_dagster.core.config import load_settings
 from spx_dagster.core.history import SessionState
 from spx_dagster.core.storage import Problem, ProblemKind, VerifyReport
-from spx_dagster.core.storage.layout import manifest_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.defs.constants import PARTITION_TAG, SESSION_JOB
 from spx_dagster.defs.session_state import record_verification, session_snapshot, session_state
 from spx_dagster_tests.cli.reading_history import (
@@ -75,7 +75,7 @@ def test_unreadable_manifest_corrupt_check_and_runs_in_progress(tmp_home) -> Non
     mon, tue, wed, thu = (dt.date(2024, 3, d) for d in (11, 12, 13, 14))
     for i, day in enumerate((mon, tue, wed)):
         publish_synthetic(output, synthetic_manifest(day, i))
-    manifest_path(output, tue).write_text("{ not json")
+    OutputLayout.of(output).manifest_path(tue).write_text("{ not json")
     report = VerifyReport(session=wed, status="corrupt")
     report.problems.append(Problem(ProblemKind.CHECKSUM_MISMATCH, "greeks/x.parquet", "differs"))
     record_verification(instance, report)

@@ -18,7 +18,7 @@ from spx_dagster.core.catalog import dataset_select
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage import load_manifest
 from spx_dagster.core.storage.committed import committed_files, read_committed
-from spx_dagster.core.storage.layout import manifest_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.read import FilesChanged, QueryError, open_history
 from spx_dagster_tests.cli.reading_history import (
     COMPLETE,
@@ -59,7 +59,7 @@ def test_committed_lists_exactly_the_files_of_readable_manifests(history, tmp_pa
 
 def test_an_unreadable_manifest_is_skipped_and_named(history, tmp_path):  # noqa: F811
     output_dir = copy_history(history, tmp_path)
-    manifest_path(output_dir, COMPLETE[1]).write_text("{ not json")
+    OutputLayout.of(output_dir).manifest_path(COMPLETE[1]).write_text("{ not json")
     committed = read_committed(output_dir)
     assert COMPLETE[1] not in committed.manifests
     assert "re-publish" in committed.unreadable[COMPLETE[1]]
@@ -116,7 +116,7 @@ def test_each_query_sees_the_sessions_committed_when_it_starts(history, tmp_path
     output_dir = copy_history(history, tmp_path)
     with open_history(output_dir) as reader:
         assert set(reader_rows(reader, "greeks")) == set(COMPLETE)
-        manifest = manifest_path(output_dir, COMPLETE[0])
+        manifest = OutputLayout.of(output_dir).manifest_path(COMPLETE[0])
         saved = manifest.read_bytes()
         manifest.unlink()  # unpublished: its files stay on disk but are no longer committed
         count = reader.sql("SELECT count(DISTINCT date) AS n FROM greeks").column("n")[0]
@@ -129,7 +129,7 @@ def test_each_query_sees_the_sessions_committed_when_it_starts(history, tmp_path
 def _relist_in_place(output_dir: Path, day: dt.date, old: str, new: str) -> None:
     """Point the manifest of ``day`` at ``new`` instead of ``old`` without changing its stamp
     (same inode, size and mtime): a reader cannot tell that it changed before it reads."""
-    path = manifest_path(output_dir, day)
+    path = OutputLayout.of(output_dir).manifest_path(day)
     stat = path.stat()
     text = path.read_text()
     assert len(new) == len(old) and old in text

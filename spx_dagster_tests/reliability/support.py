@@ -28,7 +28,7 @@ from spx_dagster.core.storage.layout import (
     LOCKS_DIR,
     MANIFESTS_DIR,
     QUARANTINE_DIR,
-    manifest_path,
+    OutputLayout,
     parse_session_dirname,
 )
 from spx_dagster.defs.constants import SESSION_JOB
@@ -185,7 +185,7 @@ def _progress(progress_dir: Path, pid: int) -> dict | None:
 
 def _manifest_stamp(output_dir: Path, day: dt.date) -> tuple[int, int] | None:
     try:
-        st = manifest_path(output_dir, day).stat()
+        st = OutputLayout.of(output_dir).manifest_path(day).stat()
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns

@@ -19,7 +19,7 @@ import pytest
 
 from spx_dagster.core.progress import ProgressSnapshot, add_listener, remove_listener
 from spx_dagster.core.storage import load_manifest
-from spx_dagster.core.storage.layout import session_temp_dirs
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.defs.assets import raw_option_chains
 from spx_dagster_tests.defs.test_assets_pipeline import resources
 from spx_dagster_tests.reliability.support import invoke
@@ -61,7 +61,9 @@ def test_a_run_that_fails_for_space_removes_its_temp_stages(small_disk):
     assert filler, "the run never staged an answer"
     assert result.exit_code == 1, result.output
     assert "(disk_full)" in result.stderr, result.stderr
-    assert [d for d in session_temp_dirs(small_disk / "tmp", VICTIM) if d.exists()] == []
+    assert [
+        d for d in TempLayout.of(small_disk / "tmp").session_temp_dirs(VICTIM) if d.exists()
+    ] == []
 
     # The space is back: the next session is not refused for what the failed run held.
     filler[0].unlink()
@@ -79,7 +81,7 @@ def test_a_refusal_names_the_temp_stages_on_the_disk_and_how_to_free_them(small_
             resources=resources(),
         )
         assert fetched.success
-    stages = [d for d in session_temp_dirs(small_disk / "tmp", VICTIM) if d.exists()]
+    stages = [d for d in TempLayout.of(small_disk / "tmp").session_temp_dirs(VICTIM) if d.exists()]
     assert stages
     fill(small_disk, 1 << 20)  # less than a session needs
 

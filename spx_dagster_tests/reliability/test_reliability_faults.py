@@ -35,7 +35,8 @@ from spx_dagster.core.session_stages import (
     publish_session,
     validate_session,
 )
-from spx_dagster.core.storage import find_tmp_leftovers, load_manifest, quarantine_file
+from spx_dagster.core.storage import find_tmp_leftovers, load_manifest
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.core.thetadata.client import ThetaClient
 from spx_dagster.core.validation import RAW_LINE_COLUMN
 from spx_dagster.defs.constants import ERROR_CATEGORY_TAG
@@ -130,7 +131,7 @@ def _check_against_reference(output_dir: Path, reference: Path, day: dt.date) ->
     for dataset, entry in published.datasets.items():
         [pub_file] = entry.files
         [ref_file] = expected.datasets[dataset].files
-        q_path = quarantine_file(output_dir, day, dataset)
+        q_path = OutputLayout.of(output_dir).quarantine_file(day, dataset)
         if entry.quarantined_rows:
             table = pq.read_table(q_path)
             assert table.num_rows == entry.quarantined_rows

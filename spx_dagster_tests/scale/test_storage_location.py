@@ -19,13 +19,13 @@ from spx_dagster.core.storage import (
     load_manifest,
     local_path,
     location_problem,
-    manifest_path,
     publish_dataset,
     published_sessions,
     session_lock,
     verify_all,
     verify_session,
 )
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster_tests.factories import make_table
 
 SESSION = dt.date(2024, 3, 15)
@@ -99,7 +99,7 @@ def test_publish_and_verify_work_the_same_on_a_path_and_a_file_uri(tmp_path, as_
     manifest = _publish(output)
 
     # The files are where the local path says, whichever way the location was written.
-    assert manifest_path(directory, SESSION).is_file()
+    assert OutputLayout.of(directory).manifest_path(SESSION).is_file()
     assert not (tmp_path / "file:").exists()
     for entry in manifest.files:
         assert (directory / entry.path).is_file()

@@ -28,14 +28,11 @@ from spx_dagster.core.storage.layout import (
     STAGING_DIR,
     TMP_PREFIX,
     VALIDATED_DIR,
-    manifests_dir,
+    OutputLayout,
+    TempLayout,
     parse_session_dirname,
-    quarantine_dir,
-    session_data_dirs,
     session_dirname,
-    session_temp_dirs,
 )
-from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.locks import DEFAULT_LOCK_TIMEOUT_S, session_lock
 from spx_dagster.core.storage.manifest import Manifest, load_manifest
 from spx_dagster.core.storage.rollforward import recover_session
@@ -44,7 +41,7 @@ from spx_dagster.core.storage.rollforward import recover_session
 def remove_session_temp(temp_dir: Path, session: dt.date) -> list[Path]:
     """Delete a session's staging and validated directories; return those that existed."""
     removed = []
-    for directory in session_temp_dirs(temp_dir, session):
+    for directory in TempLayout.of(temp_dir).session_temp_dirs(session):
         if directory.exists():
             shutil.rmtree(directory)
             removed.append(directory)
@@ -71,7 +68,7 @@ def _tree_bytes(directory: Path) -> int:
 
 def session_temp_stages(temp_dir: Path) -> list[TempStage]:
     """Every session with temp stages under ``temp_dir``, oldest session first, with sizes."""
-    temp_dir = local_path(temp_dir)
+    temp_dir = TempLayout.of(temp_dir).root
     found: dict[dt.date, list[Path]] = {}
     for stage in (STAGING_DIR, VALIDATED_DIR):
         parent = temp_dir / stage
@@ -122,9 +119,10 @@ def remove_tmp_leftovers(root: Path, *, older_than_s: float | None = None) -> li
 
 def session_tmp_leftovers(output_dir: Path, session: dt.date) -> list[Path]:
     """``.tmp-`` files of one session: in its dataset dirs, its quarantine and its manifest."""
-    found = [p for d in session_data_dirs(output_dir, session) for p in find_tmp_leftovers(d)]
-    found += find_tmp_leftovers(quarantine_dir(output_dir, session))
-    manifests = manifests_dir(output_dir)
+    layout = OutputLayout.of(output_dir)
+    found = [p for d in layout.session_data_dirs(session) for p in find_tmp_leftovers(d)]
+    found += find_tmp_leftovers(layout.quarantine_dir(session))
+    manifests = layout.manifests_dir()
     if manifests.is_dir():
         found += sorted(manifests.glob(f"{TMP_PREFIX}{session_dirname(session)}.json*"))
     return found
@@ -136,7 +134,8 @@ def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None
     A listed file's ``.sha256`` sidecar counts as listed; ``.tmp-`` files are left to
     ``session_tmp_leftovers``. Without a manifest every file is unlisted.
     """
-    output_dir = local_path(output_dir)
+    layout = OutputLayout.of(output_dir)
+    output_dir = layout.root
     listed: set[Path] = set()
     if manifest is not None:
         for entry in manifest.files:
@@ -147,8 +146,8 @@ def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None
             if entry.quarantine_path:
                 listed.add(output_dir / entry.quarantine_path)
     out = []
-    quarantine = quarantine_dir(output_dir, session)
-    directories = session_data_dirs(output_dir, session)
+    quarantine = layout.quarantine_dir(session)
+    directories = layout.session_data_dirs(session)
     if quarantine.is_dir():
         directories.append(quarantine)
     for directory in directories:
@@ -161,6 +160,7 @@ def unlisted_files(output_dir: Path, session: dt.date, manifest: Manifest | None
 
 def remove_unlisted(output_dir: Path, session: dt.date, manifest: Manifest | None) -> list[Path]:
     """Delete the session's orphans and ``.tmp-`` leftovers. Caller holds the session lock."""
+    layout = OutputLayout.of(output_dir)
     doomed = unlisted_files(output_dir, session, manifest) + session_tmp_leftovers(
         output_dir, session
     )
@@ -177,7 +177,10 @@ def remove_unlisted(output_dir: Path, session: dt.date, manifest: Manifest | Non
     for directory in {p.parent for p in removed}:
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(directory)
-    for directory in [*session_data_dirs(output_dir, session), quarantine_dir(output_dir, session)]:
+    for directory in [
+        *layout.session_data_dirs(session),
+        layout.quarantine_dir(session),
+    ]:
         with contextlib.suppress(OSError):  # not empty (it holds listed files), or gone
             directory.rmdir()
     return removed

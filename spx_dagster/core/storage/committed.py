@@ -21,11 +21,10 @@ from pathlib import Path, PurePosixPath
 from spx_dagster.core.storage import (
     Manifest,
     ManifestError,
-    local_path,
     manifest_sessions,
     read_manifest,
 )
-from spx_dagster.core.storage.layout import manifest_path, manifests_dir
+from spx_dagster.core.storage.layout import OutputLayout
 
 
 @dataclass(frozen=True)
@@ -97,14 +96,14 @@ def read_committed(
     A manifest removed between the listing and its read (a session unpublished meanwhile) is
     simply not committed; one that cannot be read is reported in ``unreadable``.
     """
-    root = local_path(output_dir)
+    root = OutputLayout.of(output_dir).root
     manifests: dict[dt.date, Manifest] = {}
     paths: dict[dt.date, Path] = {}
     unreadable: dict[dt.date, str] = {}
     for session in manifest_sessions(root):
         if (start and session < start) or (end and session > end):
             continue
-        path = manifest_path(root, session)
+        path = OutputLayout.of(root).manifest_path(session)
         try:
             manifest = read_manifest(path)
         except FileNotFoundError:
@@ -137,7 +136,7 @@ def manifests_stamp(output_dir: Path) -> tuple[tuple[str, int, int, int], ...]:
     A commit renames a new manifest into place (a new inode) and an unpublish removes one, so
     two equal stamps mean the committed sessions did not change in between.
     """
-    directory = manifests_dir(local_path(output_dir))
+    directory = OutputLayout.of(output_dir).manifests_dir()
     found = []
     try:
         with os.scandir(directory) as entries:

@@ -1,5 +1,12 @@
 """Where every file of a session lives: the temp stages and the published output.
 
+``StorageLayout`` (``OutputLayout`` + ``TempLayout``) is the one place that turns
+``storage.output_dir`` and ``storage.temp_dir`` into paths: each is resolved once
+(``location.local_path``: ``~``, ``file://`` URIs; object stores are refused there) and every
+publish, verify, cleanup and read asks it for a path. Another store (README, "Scaling out")
+lands here and in ``atomic.py``, the one atomic-write helper (temp name, fsync, rename,
+directory fsync).
+
 Temp (``storage.temp_dir``), per session, resumable::
 
     <temp_dir>/staging/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.parquet   (+ .json stats)
@@ -24,9 +31,11 @@ and renamed into place only after the manifest that lists them is committed (``p
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spx_dagster.core.storage.location import local_path
 
@@ -115,37 +124,6 @@ class PartKey:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# Temp stages
-# ---------------------------------------------------------------------------------------------
-def staging_dir(temp_dir: Path, session: dt.date) -> Path:
-    """``<temp_dir>/staging/date=D``: where the client stages a session's responses."""
-    return local_path(temp_dir) / STAGING_DIR / session_dirname(session)
-
-
-def validated_dir(temp_dir: Path, session: dt.date) -> Path:
-    """``<temp_dir>/validated/date=D``: the valid rows of each staged response."""
-    return local_path(temp_dir) / VALIDATED_DIR / session_dirname(session)
-
-
-def staged_file(temp_dir: Path, session: dt.date, dataset: str, part: PartKey) -> Path:
-    return staging_dir(temp_dir, session) / dataset / part.filename
-
-
-def staged_stats_file(temp_dir: Path, session: dt.date, dataset: str, part: PartKey) -> Path:
-    """The JSON sidecar of fetch figures beside a staged response."""
-    return staging_dir(temp_dir, session) / dataset / (part.stem + STATS_SUFFIX)
-
-
-def validated_file(temp_dir: Path, session: dt.date, dataset: str, part: PartKey) -> Path:
-    return validated_dir(temp_dir, session) / dataset / part.filename
-
-
-def validated_quarantine_file(temp_dir: Path, session: dt.date, dataset: str) -> Path:
-    """Where validation collects a dataset's refused rows; publishing commits them with the rest."""
-    return validated_dir(temp_dir, session) / QUARANTINE_DIR / f"{dataset}{PARQUET_SUFFIX}"
-
-
 def _parts_in(directory: Path) -> list[PartKey]:
     if not directory.is_dir():
         return []
@@ -161,95 +139,153 @@ def _parts_in(directory: Path) -> list[PartKey]:
     return sorted(parts, key=lambda p: p.sort_key)
 
 
-def staged_parts(temp_dir: Path, session: dt.date, dataset: str) -> list[PartKey]:
-    """The staged responses of a dataset, in published order (root, then expiration)."""
-    return _parts_in(staging_dir(temp_dir, session) / dataset)
-
-
-def validated_parts(temp_dir: Path, session: dt.date, dataset: str) -> list[PartKey]:
-    """The validated parts of a dataset, in published order (root, then expiration)."""
-    return _parts_in(validated_dir(temp_dir, session) / dataset)
-
-
-def session_temp_dirs(temp_dir: Path, session: dt.date) -> list[Path]:
-    """Every temp directory a session uses (staging and validated)."""
-    return [staging_dir(temp_dir, session), validated_dir(temp_dir, session)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Published output
-# ---------------------------------------------------------------------------------------------
-def dataset_session_dir(output_dir: Path, dataset: str, session: dt.date) -> Path:
-    """``<output_dir>/<dataset>/date=D``: the published files of one dataset and session."""
-    return local_path(output_dir) / dataset / session_dirname(session)
-
-
-def published_file(output_dir: Path, dataset: str, session: dt.date) -> Path:
-    """``<output_dir>/<dataset>/date=D/<dataset>.parquet``: the one published file of a dataset."""
-    return dataset_session_dir(output_dir, dataset, session) / f"{dataset}{PARQUET_SUFFIX}"
-
-
-def pending_dir(output_dir: Path, session: dt.date) -> Path:
-    """``<output_dir>/_pending/date=D``: the files of a publish not yet renamed into place."""
-    return local_path(output_dir) / PENDING_DIR / session_dirname(session)
-
-
-def pending_path(output_dir: Path, session: dt.date, final: Path) -> Path:
-    """Where the new version of the published ``final`` waits for its commit: the same path
-    relative to the output directory, under the session's pending directory."""
-    return pending_dir(output_dir, session) / relative_to_output(output_dir, final)
-
-
-def final_path(output_dir: Path, session: dt.date, pending: Path) -> Path:
-    """The published path a pending file replaces (the inverse of ``pending_path``)."""
-    return local_path(output_dir) / Path(pending).relative_to(pending_dir(output_dir, session))
-
-
 def checksum_path(path: Path) -> Path:
     """The ``sha256sum``-format sidecar of a file: ``<file>.sha256``."""
     return path.with_name(path.name + CHECKSUM_SUFFIX)
 
 
-def manifests_dir(output_dir: Path) -> Path:
-    return local_path(output_dir) / MANIFESTS_DIR
+# ---------------------------------------------------------------------------------------------
+# Temp stages
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TempLayout:
+    """Every path of the temp stages under ``storage.temp_dir`` (``root``, resolved once)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, temp_dir: str | os.PathLike[str] | TempLayout) -> TempLayout:
+        """The layout of ``temp_dir`` (a path or ``file://`` URI, ``local_path``), or itself."""
+        return temp_dir if isinstance(temp_dir, TempLayout) else cls(local_path(temp_dir))
+
+    def staging_dir(self, session: dt.date) -> Path:
+        """``<temp_dir>/staging/date=D``: where the client stages a session's responses."""
+        return self.root / STAGING_DIR / session_dirname(session)
+
+    def validated_dir(self, session: dt.date) -> Path:
+        """``<temp_dir>/validated/date=D``: the valid rows of each staged response."""
+        return self.root / VALIDATED_DIR / session_dirname(session)
+
+    def staged_file(self, session: dt.date, dataset: str, part: PartKey) -> Path:
+        return self.staging_dir(session) / dataset / part.filename
+
+    def staged_stats_file(self, session: dt.date, dataset: str, part: PartKey) -> Path:
+        """The JSON sidecar of fetch figures beside a staged response."""
+        return self.staging_dir(session) / dataset / (part.stem + STATS_SUFFIX)
+
+    def validated_file(self, session: dt.date, dataset: str, part: PartKey) -> Path:
+        return self.validated_dir(session) / dataset / part.filename
+
+    def validated_quarantine_file(self, session: dt.date, dataset: str) -> Path:
+        """Where validation collects a dataset's refused rows; publishing commits them with
+        the rest."""
+        return self.validated_dir(session) / QUARANTINE_DIR / f"{dataset}{PARQUET_SUFFIX}"
+
+    def staged_parts(self, session: dt.date, dataset: str) -> list[PartKey]:
+        """The staged responses of a dataset, in published order (root, then expiration)."""
+        return _parts_in(self.staging_dir(session) / dataset)
+
+    def validated_parts(self, session: dt.date, dataset: str) -> list[PartKey]:
+        """The validated parts of a dataset, in published order (root, then expiration)."""
+        return _parts_in(self.validated_dir(session) / dataset)
+
+    def session_temp_dirs(self, session: dt.date) -> list[Path]:
+        """Every temp directory a session uses (staging and validated)."""
+        return [self.staging_dir(session), self.validated_dir(session)]
 
 
-def manifest_path(output_dir: Path, session: dt.date) -> Path:
-    """``<output_dir>/_manifests/date=D.json``: the commit point of a session."""
-    return manifests_dir(output_dir) / f"{session_dirname(session)}.json"
+# ---------------------------------------------------------------------------------------------
+# Published output
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputLayout:
+    """Every published path under ``storage.output_dir`` (``root``, resolved once): the one
+    place that turns the output directory into paths, where another store would land."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, output_dir: str | os.PathLike[str] | OutputLayout) -> OutputLayout:
+        """The layout of ``output_dir`` (a path or ``file://`` URI, ``local_path``), or itself."""
+        return output_dir if isinstance(output_dir, OutputLayout) else cls(local_path(output_dir))
+
+    def dataset_session_dir(self, dataset: str, session: dt.date) -> Path:
+        """``<output_dir>/<dataset>/date=D``: the published files of one dataset and session."""
+        return self.root / dataset / session_dirname(session)
+
+    def published_file(self, dataset: str, session: dt.date) -> Path:
+        """``<output_dir>/<dataset>/date=D/<dataset>.parquet``: the one published file of a
+        dataset."""
+        return self.dataset_session_dir(dataset, session) / f"{dataset}{PARQUET_SUFFIX}"
+
+    def pending_dir(self, session: dt.date) -> Path:
+        """``<output_dir>/_pending/date=D``: the files of a publish not yet renamed into place."""
+        return self.root / PENDING_DIR / session_dirname(session)
+
+    def pending_path(self, session: dt.date, final: Path) -> Path:
+        """Where the new version of the published ``final`` waits for its commit: the same path
+        relative to the output directory, under the session's pending directory."""
+        return self.pending_dir(session) / self.relative_to_output(final)
+
+    def final_path(self, session: dt.date, pending: Path) -> Path:
+        """The published path a pending file replaces (the inverse of ``pending_path``)."""
+        return self.root / Path(pending).relative_to(self.pending_dir(session))
+
+    def manifests_dir(self) -> Path:
+        return self.root / MANIFESTS_DIR
+
+    def manifest_path(self, session: dt.date) -> Path:
+        """``<output_dir>/_manifests/date=D.json``: the commit point of a session."""
+        return self.manifests_dir() / f"{session_dirname(session)}.json"
+
+    def quarantine_dir(self, session: dt.date) -> Path:
+        return self.root / QUARANTINE_DIR / session_dirname(session)
+
+    def quarantine_file(self, session: dt.date, dataset: str) -> Path:
+        """``<output_dir>/_quarantine/date=D/<dataset>.parquet``: rejected rows with their
+        reason."""
+        return self.quarantine_dir(session) / f"{dataset}{PARQUET_SUFFIX}"
+
+    def locks_dir(self) -> Path:
+        return self.root / LOCKS_DIR
+
+    def lock_file(self, session: dt.date) -> Path:
+        return self.locks_dir() / f"{session_dirname(session)}.lock"
+
+    def dataset_names_on_disk(self) -> list[str]:
+        """Dataset directories under the output directory (anything not starting with ``_``
+        or ``.``)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            e.name for e in self.root.iterdir() if e.is_dir() and not e.name.startswith(("_", "."))
+        )
+
+    def session_data_dirs(self, session: dt.date) -> list[Path]:
+        """Every existing ``<output_dir>/<dataset>/date=D`` directory, listed or not."""
+        dirs = (self.dataset_session_dir(name, session) for name in self.dataset_names_on_disk())
+        return [d for d in dirs if d.is_dir()]
+
+    def relative_to_output(self, path: Path) -> str:
+        """A path as the manifest records it: relative to the output directory, with ``/``
+        separators."""
+        return Path(path).relative_to(self.root).as_posix()
 
 
-def quarantine_dir(output_dir: Path, session: dt.date) -> Path:
-    return local_path(output_dir) / QUARANTINE_DIR / session_dirname(session)
+@dataclass(frozen=True)
+class StorageLayout:
+    """The resolved storage of a pipeline: its published output and its temp stages."""
 
+    output: OutputLayout
+    temp: TempLayout
 
-def quarantine_file(output_dir: Path, session: dt.date, dataset: str) -> Path:
-    """``<output_dir>/_quarantine/date=D/<dataset>.parquet``: rejected rows with their reason."""
-    return quarantine_dir(output_dir, session) / f"{dataset}{PARQUET_SUFFIX}"
+    @classmethod
+    def resolve(
+        cls, output_dir: str | os.PathLike[str], temp_dir: str | os.PathLike[str]
+    ) -> StorageLayout:
+        return cls(OutputLayout.of(output_dir), TempLayout.of(temp_dir))
 
-
-def lock_file(output_dir: Path, session: dt.date) -> Path:
-    return local_path(output_dir) / LOCKS_DIR / f"{session_dirname(session)}.lock"
-
-
-def dataset_names_on_disk(output_dir: Path) -> list[str]:
-    """Dataset directories under ``output_dir`` (anything not starting with ``_`` or ``.``)."""
-    root = local_path(output_dir)
-    if not root.is_dir():
-        return []
-    return sorted(
-        e.name for e in root.iterdir() if e.is_dir() and not e.name.startswith(("_", "."))
-    )
-
-
-def session_data_dirs(output_dir: Path, session: dt.date) -> list[Path]:
-    """Every existing ``<output_dir>/<dataset>/date=D`` directory, listed or not."""
-    dirs = (
-        dataset_session_dir(output_dir, name, session) for name in dataset_names_on_disk(output_dir)
-    )
-    return [d for d in dirs if d.is_dir()]
-
-
-def relative_to_output(output_dir: Path, path: Path) -> str:
-    """A path as the manifest records it: relative to ``output_dir``, with ``/`` separators."""
-    return Path(path).relative_to(local_path(output_dir)).as_posix()
+    @classmethod
+    def from_settings(cls, storage: Any) -> StorageLayout:
+        """From the ``storage`` section of the settings (``output_dir``, ``temp_dir``)."""
+        return cls.resolve(storage.output_dir, storage.temp_dir)

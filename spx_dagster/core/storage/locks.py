@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, ensure_dir
-from spx_dagster.core.storage.layout import lock_file
+from spx_dagster.core.storage.layout import OutputLayout
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 
@@ -55,7 +55,7 @@ def session_lock(
     dir_mode: int = DEFAULT_DIR_MODE,
 ) -> Iterator[Path]:
     """Hold the session's exclusive lock for the block; SessionLocked after ``timeout_s``."""
-    path = lock_file(output_dir, session)
+    path = OutputLayout.of(output_dir).lock_file(session)
     ensure_dir(path.parent, mode=dir_mode)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode)
     try:
@@ -89,7 +89,7 @@ def session_read_lock(
     Needs no write access and creates nothing: where the lock file is missing (no publish of the
     session ever started) or cannot be opened, the block runs unlocked and gets None.
     """
-    path = lock_file(output_dir, session)
+    path = OutputLayout.of(output_dir).lock_file(session)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -26,12 +26,7 @@ from spx_dagster.core.storage.atomic import (
     atomic_write_bytes,
     ensure_dir,
 )
-from spx_dagster.core.storage.layout import (
-    manifest_path,
-    manifests_dir,
-    parse_session_dirname,
-    pending_dir,
-)
+from spx_dagster.core.storage.layout import OutputLayout, parse_session_dirname
 
 MANIFEST_VERSION = 1
 STATUS_COMPLETE = "complete"
@@ -262,8 +257,9 @@ def write_manifest(
     dir_mode: int = DEFAULT_DIR_MODE,
 ) -> Path:
     """Write the manifest atomically (the commit point of a publish); return its path."""
-    ensure_dir(manifests_dir(output_dir), mode=dir_mode)
-    path = manifest_path(output_dir, manifest.session)
+    layout = OutputLayout.of(output_dir)
+    ensure_dir(layout.manifests_dir(), mode=dir_mode)
+    path = layout.manifest_path(manifest.session)
     atomic_write_bytes(path, manifest.to_json().encode("utf-8"), mode=file_mode)
     return path
 
@@ -284,7 +280,7 @@ def read_manifest(path: Path) -> Manifest:
 def load_manifest(output_dir: Path, session: dt.date) -> Manifest | None:
     """The manifest of ``session``, or None when the session is not published."""
     try:
-        return read_manifest(manifest_path(output_dir, session))
+        return read_manifest(OutputLayout.of(output_dir).manifest_path(session))
     except FileNotFoundError:
         return None
 
@@ -331,7 +327,7 @@ class ManifestSummary:
                 continue
             if actual != size:
                 problems.append(f"{relative} has {actual} bytes, the manifest lists {size}")
-        if problems and pending_dir(output_dir, self.session).exists():
+        if problems and OutputLayout.of(output_dir).pending_dir(self.session).exists():
             problems.append(
                 f"a publish of {self.session} was interrupted after its commit; "
                 f"`spx-data verify {self.session}` moves its last files into place"
@@ -368,7 +364,7 @@ class ManifestSummary:
 
 def manifest_sessions(output_dir: Path) -> list[dt.date]:
     """Sessions that have a manifest file, oldest first (names only: nothing is read)."""
-    directory = manifests_dir(output_dir)
+    directory = OutputLayout.of(output_dir).manifests_dir()
     if not directory.is_dir():
         return []
     days = []

@@ -39,12 +39,10 @@ from spx_dagster.core.storage.atomic import (
     ensure_dir,
 )
 from spx_dagster.core.storage.layout import (
-    LOCKS_DIR,
     TMP_PREFIX,
-    manifests_dir,
+    OutputLayout,
     parse_session_dirname,
 )
-from spx_dagster.core.storage.location import local_path
 
 INDEX_NAME = ".index"
 INDEX_LOCK_NAME = "manifest-index.lock"
@@ -55,7 +53,7 @@ Stamp = tuple[int, int, int]  # (st_ino, st_mtime_ns, st_size)
 
 def index_path(output_dir: Path) -> Path:
     """``<output_dir>/_manifests/.index``."""
-    return manifests_dir(local_path(output_dir)) / INDEX_NAME
+    return OutputLayout.of(output_dir).manifests_dir() / INDEX_NAME
 
 
 def _summary_type() -> type:
@@ -123,12 +121,22 @@ def load_index(output_dir: Path) -> dict[str, IndexEntry]:
 
 def manifest_stamps(output_dir: Path) -> dict[str, tuple[dt.date, Stamp]]:
     """Every manifest file of ``_manifests/`` with its session and stamp (one listing)."""
-    directory = manifests_dir(local_path(output_dir))
+    return _list_manifests(output_dir)[0]
+
+
+def _list_manifests(output_dir: Path) -> tuple[dict[str, tuple[dt.date, Stamp]], bool]:
+    """``manifest_stamps`` and whether a temp file of an index write is there, from one
+    listing of ``_manifests/``."""
+    directory = OutputLayout.of(output_dir).manifests_dir()
     found: dict[str, tuple[dt.date, Stamp]] = {}
+    index_temps = False
+    temp_prefix = f"{TMP_PREFIX}{INDEX_NAME}-"
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
                 name = entry.name
+                if name.startswith(temp_prefix):
+                    index_temps = True
                 if not name.endswith(".json") or name.startswith("."):
                     continue
                 day = parse_session_dirname(name.removesuffix(".json"))
@@ -140,21 +148,24 @@ def manifest_stamps(output_dir: Path) -> dict[str, tuple[dt.date, Stamp]]:
                     continue  # replaced or removed while listing
                 found[name] = (day, (stat.st_ino, stat.st_mtime_ns, stat.st_size))
     except (FileNotFoundError, NotADirectoryError):
-        return {}
-    return found
+        return {}, False
+    return found, index_temps
 
 
 def current_entries(
-    output_dir: Path, index: dict[str, IndexEntry]
+    output_dir: Path,
+    index: dict[str, IndexEntry],
+    stamps: dict[str, tuple[dt.date, Stamp]] | None = None,
 ) -> tuple[dict[str, IndexEntry], bool]:
-    """The entries the manifests on disk have now, reusing ``index`` where a stamp matches;
-    and whether they differ from ``index`` (then it is stale and worth rewriting)."""
+    """The entries the manifests on disk have now (``stamps``, else listed here), reusing
+    ``index`` where a stamp matches; and whether they differ from ``index`` (then it is stale
+    and worth rewriting)."""
     from spx_dagster.core.storage.manifest import ManifestError, ManifestSummary, read_manifest
 
-    directory = manifests_dir(local_path(output_dir))
+    directory = OutputLayout.of(output_dir).manifests_dir()
     fresh: dict[str, IndexEntry] = {}
     changed = False
-    for name, (day, stamp) in manifest_stamps(output_dir).items():
+    for name, (day, stamp) in (manifest_stamps(output_dir) if stamps is None else stamps).items():
         known = index.get(name)
         if known is not None and known.stamp == stamp:
             fresh[name] = known
@@ -193,7 +204,7 @@ def _index_lock(
 ) -> Iterator[bool]:
     """Hold the index's exclusive lock; yields False (not held) when ``blocking`` is False and
     another process holds it."""
-    directory = ensure_dir(local_path(output_dir) / LOCKS_DIR, mode=dir_mode)
+    directory = ensure_dir(OutputLayout.of(output_dir).locks_dir(), mode=dir_mode)
     fd = os.open(directory / INDEX_LOCK_NAME, os.O_RDWR | os.O_CREAT, file_mode)
     try:
         try:
@@ -227,7 +238,7 @@ def refresh_index(
 
 def _killed_writes(output_dir: Path) -> list[Path]:
     """Temp files of index writes: a writer's work in progress, or what a killed one left."""
-    return sorted(manifests_dir(local_path(output_dir)).glob(f"{TMP_PREFIX}{INDEX_NAME}-*"))
+    return sorted(OutputLayout.of(output_dir).manifests_dir().glob(f"{TMP_PREFIX}{INDEX_NAME}-*"))
 
 
 def _drop_killed_writes(output_dir: Path) -> list[Path]:
@@ -273,8 +284,9 @@ def indexed_summaries(output_dir: Path) -> dict[str, IndexEntry]:
     """The entries of every manifest, from the index where it is current; a stale or missing
     index is rebuilt when this process may write there and no writer holds the lock."""
     index = load_index(output_dir)
-    entries, changed = current_entries(output_dir, index)
-    if changed or (entries and not index) or _killed_writes(output_dir):
+    stamps, index_temps = _list_manifests(output_dir)
+    entries, changed = current_entries(output_dir, index, stamps)
+    if changed or (entries and not index) or index_temps:
         # A reader may have no write access (a researcher's read-only mount): then it answers
         # from what it read and leaves the repair to the next publish.
         with (

@@ -33,14 +33,7 @@ from spx_dagster.core.storage.atomic import (
     open_temp,
     write_checksum_sidecar,
 )
-from spx_dagster.core.storage.layout import (
-    pending_path,
-    published_file,
-    relative_to_output,
-    validated_file,
-    validated_parts,
-)
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
 
 COMPRESSION = "zstd"  # the temp stages and the quarantine: written once, read once
@@ -213,13 +206,14 @@ class PublishedDatasetWriter:
     ) -> None:
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
-        self.output_dir = local_path(output_dir)
+        self.layout = layout = OutputLayout.of(output_dir)
+        self.output_dir = layout.root
         self.session = session
         self.dataset = dataset
         self.file_mode = file_mode
         self.dir_mode = dir_mode
-        self.final = published_file(self.output_dir, dataset, session)
-        self.pending = pending_path(self.output_dir, session, self.final)
+        self.final = layout.published_file(dataset, session)
+        self.pending = layout.pending_path(session, self.final)
         self.directory = self.pending.parent
         self.schema = DATASETS[dataset].published_schema.with_metadata(
             file_metadata(dataset, session)
@@ -274,7 +268,7 @@ class PublishedDatasetWriter:
         self.entry = DatasetEntry(
             files=[
                 FileEntry(
-                    path=relative_to_output(self.output_dir, self.final),
+                    path=self.layout.relative_to_output(self.final),
                     rows=self.rows,
                     bytes=temp.size,
                     sha256=temp.sha256,
@@ -333,9 +327,9 @@ def publish_dataset(
 def iter_validated_tables(temp_dir: Path, session: dt.date, dataset: str) -> Iterator[pa.Table]:
     """The validated parts of a dataset, one table at a time, in (root, expiration) order; the
     next part is read on another thread while the caller writes this one."""
+    temp = TempLayout.of(temp_dir)
     files = [
-        validated_file(temp_dir, session, dataset, p)
-        for p in validated_parts(temp_dir, session, dataset)
+        temp.validated_file(session, dataset, p) for p in temp.validated_parts(session, dataset)
     ]
     with ThreadPoolExecutor(1, thread_name_prefix=f"read-{dataset}") as pool:
         yield from ordered_map(pool, pq.read_table, files, ahead=1)

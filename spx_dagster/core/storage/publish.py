@@ -17,8 +17,7 @@ from pathlib import Path
 
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, fsync_dir
 from spx_dagster.core.storage.cleanup import remove_unlisted
-from spx_dagster.core.storage.layout import manifest_path, pending_path
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import OutputLayout
 from spx_dagster.core.storage.manifest import STATUS_NO_DATA, Manifest, write_manifest
 from spx_dagster.core.storage.manifest_index import refresh_index_after_commit
 from spx_dagster.core.storage.rollforward import discard_pending, roll_forward
@@ -47,8 +46,8 @@ def _check_listed_files(output_dir: Path, manifest: Manifest) -> None:
     """Every listed file is waiting under ``_pending/`` (or already in place) with its size."""
     problems = []
     for relative, expected in _listed_sizes(manifest).items():
-        final = local_path(output_dir) / relative
-        candidates = (pending_path(output_dir, manifest.session, final), final)
+        final = OutputLayout.of(output_dir).root / relative
+        candidates = (OutputLayout.of(output_dir).pending_path(manifest.session, final), final)
         size = next((p.stat().st_size for p in candidates if p.exists()), None)
         if size is None:
             problems.append(f"{relative} does not exist")
@@ -92,7 +91,7 @@ def unpublish_session(output_dir: Path, session: dt.date) -> list[Path]:
     """
     discard_pending(output_dir, session)
     removed = remove_unlisted(output_dir, session, None)
-    path = manifest_path(output_dir, session)
+    path = OutputLayout.of(output_dir).manifest_path(session)
     if path.exists():
         path.unlink()
         fsync_dir(path.parent)

@@ -28,11 +28,8 @@ from spx_dagster.core.storage.layout import (
     CHECKSUM_SUFFIX,
     PARQUET_SUFFIX,
     TMP_PREFIX,
-    final_path,
-    pending_dir,
-    relative_to_output,
+    OutputLayout,
 )
-from spx_dagster.core.storage.location import local_path
 from spx_dagster.core.storage.manifest import Manifest, ManifestError, load_manifest
 
 
@@ -50,7 +47,7 @@ def committed_contents(manifest: Manifest) -> dict[str, str | None]:
 
 def pending_files(output_dir: Path, session: dt.date) -> list[Path]:
     """The files waiting under the session's pending directory (temp files of a write excluded)."""
-    root = pending_dir(output_dir, session)
+    root = OutputLayout.of(output_dir).pending_dir(session)
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(TMP_PREFIX))
@@ -87,7 +84,10 @@ def _remove_other_parquet(
         name = other.name
         if other == keep or name.startswith(TMP_PREFIX):
             continue
-        if name.endswith(PARQUET_SUFFIX) and relative_to_output(output_dir, other) not in listed:
+        if (
+            name.endswith(PARQUET_SUFFIX)
+            and OutputLayout.of(output_dir).relative_to_output(other) not in listed
+        ):
             other.unlink(missing_ok=True)
             Path(str(other) + CHECKSUM_SUFFIX).unlink(missing_ok=True)
 
@@ -101,13 +101,14 @@ def roll_forward(
     knows it just wrote what it committed. Each data file moves before its sidecar. Returns the
     published paths that were replaced.
     """
-    output_dir = local_path(output_dir)
+    layout = OutputLayout.of(output_dir)
+    output_dir = layout.root
     files = pending_files(output_dir, session)
     listed = committed_contents(manifest)
     moves: list[tuple[Path, Path]] = []
     for pending in files:
-        final = final_path(output_dir, session, pending)
-        relative = relative_to_output(output_dir, final)
+        final = layout.final_path(session, pending)
+        relative = layout.relative_to_output(final)
         wanted = relative in listed or relative.removesuffix(CHECKSUM_SUFFIX) in listed
         if wanted and (not check_content or _is_committed_version(pending, relative, listed)):
             moves.append((pending, final))
@@ -129,7 +130,7 @@ def roll_forward(
 
 def discard_pending(output_dir: Path, session: dt.date) -> bool:
     """Remove the session's pending directory (what is left of a publish); True if it existed."""
-    root = pending_dir(output_dir, session)
+    root = OutputLayout.of(output_dir).pending_dir(session)
     if not root.exists():
         return False
     shutil.rmtree(root, ignore_errors=True)
@@ -145,7 +146,7 @@ def recover_session(output_dir: Path, session: dt.date) -> list[Path]:
     rolled forward; everything else there belongs to a publish that never committed and goes.
     An unreadable manifest leaves the pending files alone (there is no telling what they are).
     """
-    if not pending_dir(output_dir, session).exists():
+    if not OutputLayout.of(output_dir).pending_dir(session).exists():
         return []
     try:
         manifest = load_manifest(output_dir, session)

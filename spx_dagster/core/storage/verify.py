@@ -22,14 +22,7 @@ import pyarrow.parquet as pq
 
 from spx_dagster.core.storage.atomic import read_checksum_sidecar, sha256_file
 from spx_dagster.core.storage.cleanup import session_tmp_leftovers, unlisted_files
-from spx_dagster.core.storage.layout import (
-    PENDING_DIR,
-    dataset_names_on_disk,
-    manifest_path,
-    parse_session_dirname,
-    pending_dir,
-)
-from spx_dagster.core.storage.location import local_path
+from spx_dagster.core.storage.layout import PENDING_DIR, OutputLayout, parse_session_dirname
 from spx_dagster.core.storage.locks import (
     DEFAULT_LOCK_TIMEOUT_S,
     SessionLocked,
@@ -152,7 +145,7 @@ def verify_session(
     every listed file is re-hashed in 1 MiB chunks. A publish of the session waits while this
     runs (the lock is held shared); one interrupted after its commit is finished first.
     """
-    output_dir = local_path(output_dir)
+    output_dir = OutputLayout.of(output_dir).root
     started = time.monotonic()
     finished: list[Problem] = []
     report = None
@@ -161,7 +154,7 @@ def verify_session(
         # that is seen under the lock, finished under the exclusive lock, and checked again.
         for _ in range(FINISH_ATTEMPTS):
             with session_read_lock(output_dir, session, timeout_s=lock_timeout_s):
-                if not pending_dir(output_dir, session).exists():
+                if not OutputLayout.of(output_dir).pending_dir(session).exists():
                     report = _verify_unlocked(output_dir, session, checksums)
                     break
             finished += _finish_interrupted_publish(output_dir, session, lock_timeout_s)
@@ -184,7 +177,7 @@ def _finish_interrupted_publish(
     output_dir: Path, session: dt.date, lock_timeout_s: float
 ) -> list[Problem]:
     """Roll forward (or drop) what a killed publish left under ``_pending/``, as a warning."""
-    pending = pending_dir(output_dir, session)
+    pending = OutputLayout.of(output_dir).pending_dir(session)
     if not pending.exists():
         return []
     try:
@@ -219,7 +212,7 @@ def _finish_interrupted_publish(
 
 def _verify_unlocked(output_dir: Path, session: dt.date, checksums: bool) -> VerifyReport:
     report = VerifyReport(session=session, status="missing")
-    path = manifest_path(output_dir, session)
+    path = OutputLayout.of(output_dir).manifest_path(session)
     manifest: Manifest | None = None
     try:
         manifest = read_manifest(path)
@@ -396,12 +389,12 @@ def _check_file(output_dir: Path, entry, checksums: bool, report: VerifyReport) 
 def sessions_on_disk(output_dir: Path) -> list[dt.date]:
     """Sessions with a manifest, any dataset directory (published or orphaned) or files of an
     interrupted publish."""
-    output_dir = local_path(output_dir)
+    output_dir = OutputLayout.of(output_dir).root
     days = set(manifest_sessions(output_dir))
     pending_root = output_dir / PENDING_DIR
     if pending_root.is_dir():
         days |= {d for d in map(parse_session_dirname, os.listdir(pending_root)) if d is not None}
-    for name in dataset_names_on_disk(output_dir):
+    for name in OutputLayout.of(output_dir).dataset_names_on_disk():
         for entry in (output_dir / name).iterdir():
             day = parse_session_dirname(entry.name)
             if day is not None and entry.is_dir():

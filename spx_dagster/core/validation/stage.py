@@ -29,12 +29,7 @@ from spx_dagster.core.quality import Family, reconciliation
 from spx_dagster.core.quality.evaluate import SESSION_FAMILIES
 from spx_dagster.core.quality.thresholds import Thresholds
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
-from spx_dagster.core.storage.layout import (
-    staged_file,
-    staged_parts,
-    validated_file,
-    validated_quarantine_file,
-)
+from spx_dagster.core.storage.layout import TempLayout
 from spx_dagster.core.storage.parquet_io import QuarantineEntry, write_table_atomic
 from spx_dagster.core.validation.malformed import (
     malformed_file,
@@ -85,7 +80,8 @@ def validate_staged_dataset(
     """
     started = time.monotonic()
     total = ChunkStats(dataset)
-    parts = staged_parts(temp_dir, session, dataset)
+    temp = TempLayout.of(temp_dir)
+    parts = temp.staged_parts(session, dataset)
     # Families comparing the parts (expirations) of a session: small summaries per part now,
     # the verdict once every part is validated (``core.quality.evaluate.SessionFamily``).
     limits = context.thresholds
@@ -93,14 +89,14 @@ def validate_staged_dataset(
     parts_of: dict = {family: {} for family in session_families}
 
     def validate_part(part: Path) -> tuple[pa.Table, ChunkStats, pa.Table | None]:
-        source = staged_file(temp_dir, session, dataset, part)
+        source = temp.staged_file(session, dataset, part)
         result = validate_table(pq.read_table(source), dataset, context, source=str(source))
         for family in session_families:
             parts_of[family][part] = SESSION_FAMILIES[family].summarize_part(result.valid, limits)
         if summaries is not None and result.summary is not None:
             summaries[(dataset, part)] = result.summary
         write_table_atomic(
-            validated_file(temp_dir, session, dataset, part),
+            temp.validated_file(session, dataset, part),
             result.valid,
             file_mode=file_mode,
             dir_mode=dir_mode,
@@ -113,7 +109,7 @@ def validate_staged_dataset(
 
     with (
         DatasetQuarantine(
-            validated_quarantine_file(temp_dir, session, dataset),
+            temp.validated_quarantine_file(session, dataset),
             session,
             dataset,
             file_mode=file_mode,
@@ -168,7 +164,11 @@ def _judge_session(
     for part, indices in rows.items():
         bits = np.full(len(indices), spec.flag, dtype=np.uint32)
         _or_flags(
-            validated_file(temp_dir, session, dataset, part), indices, bits, file_mode, dir_mode
+            TempLayout.of(temp_dir).validated_file(session, dataset, part),
+            indices,
+            bits,
+            file_mode,
+            dir_mode,
         )
     return ChunkStats(dataset, families={family.value: result})
 
@@ -188,7 +188,11 @@ def reconcile_session(
     result, rows = reconciliation.reconcile(summaries, limits, session)
     for (dataset, part), (indices, bits) in rows.items():
         _or_flags(
-            validated_file(temp_dir, session, dataset, part), indices, bits, file_mode, dir_mode
+            TempLayout.of(temp_dir).validated_file(session, dataset, part),
+            indices,
+            bits,
+            file_mode,
+            dir_mode,
         )
     checked = sorted({d for d, _ in summaries if d in reconciliation.EOD_DATASETS})
     if not checked:
