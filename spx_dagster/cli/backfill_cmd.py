@@ -222,8 +222,8 @@ def run_command(
     )
     complete = sorted(d for d, s in published.items() if s.status in ("complete", "no_data"))
     todo = sessions if force else [d for d in sessions if d not in set(complete)]
-    facts = reading_facts()  # without Dagster on a quiet SQLite instance (ops.sqlite_facts)
     skipped = [] if force else [d for d in sessions if d in set(complete)]
+    facts = reading_facts()  # without Dagster on a quiet SQLite instance (ops.sqlite_facts)
     document: dict[str, Any] = {
         "from": sessions[0].isoformat(),
         "to": sessions[-1].isoformat(),

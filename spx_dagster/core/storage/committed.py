@@ -96,14 +96,15 @@ def read_committed(
     A manifest removed between the listing and its read (a session unpublished meanwhile) is
     simply not committed; one that cannot be read is reported in ``unreadable``.
     """
-    root = OutputLayout.of(output_dir).root
+    layout = OutputLayout.of(output_dir)
+    root = layout.root
     manifests: dict[dt.date, Manifest] = {}
     paths: dict[dt.date, Path] = {}
     unreadable: dict[dt.date, str] = {}
     for session in manifest_sessions(root):
         if (start and session < start) or (end and session > end):
             continue
-        path = OutputLayout.of(root).manifest_path(session)
+        path = layout.manifest_path(session)
         try:
             manifest = read_manifest(path)
         except FileNotFoundError:

@@ -44,10 +44,11 @@ def _listed_sizes(manifest: Manifest) -> dict[str, int | None]:
 
 def _check_listed_files(output_dir: Path, manifest: Manifest) -> None:
     """Every listed file is waiting under ``_pending/`` (or already in place) with its size."""
+    layout = OutputLayout.of(output_dir)
     problems = []
     for relative, expected in _listed_sizes(manifest).items():
-        final = OutputLayout.of(output_dir).root / relative
-        candidates = (OutputLayout.of(output_dir).pending_path(manifest.session, final), final)
+        final = layout.root / relative
+        candidates = (layout.pending_path(manifest.session, final), final)
         size = next((p.stat().st_size for p in candidates if p.exists()), None)
         if size is None:
             problems.append(f"{relative} does not exist")

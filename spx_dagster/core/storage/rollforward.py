@@ -80,14 +80,12 @@ def _remove_other_parquet(
     seeing two versions of it together."""
     if not directory.is_dir():
         return
+    layout = OutputLayout.of(output_dir)
     for other in directory.iterdir():
         name = other.name
         if other == keep or name.startswith(TMP_PREFIX):
             continue
-        if (
-            name.endswith(PARQUET_SUFFIX)
-            and OutputLayout.of(output_dir).relative_to_output(other) not in listed
-        ):
+        if name.endswith(PARQUET_SUFFIX) and layout.relative_to_output(other) not in listed:
             other.unlink(missing_ok=True)
             Path(str(other) + CHECKSUM_SUFFIX).unlink(missing_ok=True)
 

@@ -145,7 +145,8 @@ def verify_session(
     every listed file is re-hashed in 1 MiB chunks. A publish of the session waits while this
     runs (the lock is held shared); one interrupted after its commit is finished first.
     """
-    output_dir = OutputLayout.of(output_dir).root
+    layout = OutputLayout.of(output_dir)
+    output_dir = layout.root
     started = time.monotonic()
     finished: list[Problem] = []
     report = None
@@ -154,7 +155,7 @@ def verify_session(
         # that is seen under the lock, finished under the exclusive lock, and checked again.
         for _ in range(FINISH_ATTEMPTS):
             with session_read_lock(output_dir, session, timeout_s=lock_timeout_s):
-                if not OutputLayout.of(output_dir).pending_dir(session).exists():
+                if not layout.pending_dir(session).exists():
                     report = _verify_unlocked(output_dir, session, checksums)
                     break
             finished += _finish_interrupted_publish(output_dir, session, lock_timeout_s)
@@ -389,12 +390,13 @@ def _check_file(output_dir: Path, entry, checksums: bool, report: VerifyReport) 
 def sessions_on_disk(output_dir: Path) -> list[dt.date]:
     """Sessions with a manifest, any dataset directory (published or orphaned) or files of an
     interrupted publish."""
-    output_dir = OutputLayout.of(output_dir).root
+    layout = OutputLayout.of(output_dir)
+    output_dir = layout.root
     days = set(manifest_sessions(output_dir))
     pending_root = output_dir / PENDING_DIR
     if pending_root.is_dir():
         days |= {d for d in map(parse_session_dirname, os.listdir(pending_root)) if d is not None}
-    for name in OutputLayout.of(output_dir).dataset_names_on_disk():
+    for name in layout.dataset_names_on_disk():
         for entry in (output_dir / name).iterdir():
             day = parse_session_dirname(entry.name)
             if day is not None and entry.is_dir():

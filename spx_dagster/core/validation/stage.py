@@ -161,10 +161,11 @@ def _judge_session(
     it names (rewritten atomically; the others are untouched); its result as chunk figures."""
     spec = SESSION_FAMILIES[family]
     result, rows = spec.check_session(summaries, limits)
+    temp = TempLayout.of(temp_dir)
     for part, indices in rows.items():
         bits = np.full(len(indices), spec.flag, dtype=np.uint32)
         _or_flags(
-            TempLayout.of(temp_dir).validated_file(session, dataset, part),
+            temp.validated_file(session, dataset, part),
             indices,
             bits,
             file_mode,
@@ -186,9 +187,10 @@ def reconcile_session(
     ``summaries``), OR the flags it finds into the validated EOD parts, and return its result as
     chunk figures of the first EOD dataset (None when no EOD dataset was validated)."""
     result, rows = reconciliation.reconcile(summaries, limits, session)
+    temp = TempLayout.of(temp_dir)
     for (dataset, part), (indices, bits) in rows.items():
         _or_flags(
-            TempLayout.of(temp_dir).validated_file(session, dataset, part),
+            temp.validated_file(session, dataset, part),
             indices,
             bits,
             file_mode,
