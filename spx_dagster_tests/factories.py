@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.storage.layout import PartKey, TempLayout
-from spx_dagster.core.storage.parquet_io import write_table_atomic
+from spx_dagster.core.storage.stage_tables import write_stage_table
 from spx_dagster.core.thetadata.vendor import (
     EOD_REPORT_TIME,
     INTERVALS,
@@ -204,7 +204,7 @@ def stage_session(
                         interval=interval,
                         seed=seed + 100 * i + 10 * j + k,
                     )
-                    write_table_atomic(
+                    write_stage_table(
                         TempLayout.of(temp_dir).staged_file(session, dataset, PartKey(root, exp)),
                         table,
                     )
@@ -217,7 +217,7 @@ def stage_session(
                     n_strikes=n_strikes,
                     seed=seed + 100 * i + 10 * j,
                 )
-                write_table_atomic(
+                write_stage_table(
                     TempLayout.of(temp_dir).staged_file(session, dataset, PartKey(root, None)),
                     table,
                 )

@@ -1,10 +1,11 @@
 """Run a session's request plan against ThetaTerminal, staging every answer on disk as it arrives.
 
-Each request's answer is written to ``<staging>/<dataset>/<ROOT>_<expiration|ALL>.parquet`` (by the
-client, atomically) with a ``.json`` sidecar of its fetch figures; the sidecar is written last, so a
-request counts as staged only when both exist. An interrupted or failed run therefore resumes from
-the staged requests. Requests run on a bounded thread pool sized to the tier's concurrency; the
-first permanent failure stops new requests from starting (those in flight finish and stay staged).
+Each request's answer is written to ``<staging>/<dataset>/<ROOT>_<expiration|ALL>.arrow`` (an
+Arrow IPC file, by the client, atomically) with a ``.json`` sidecar of its fetch figures; the
+sidecar is written last, so a request counts as staged only when both exist. An interrupted or
+failed run therefore resumes from the staged requests. Requests run on a bounded thread pool
+sized to the tier's concurrency; the first permanent failure stops new requests from starting
+(those in flight finish and stay staged).
 
 Lines of an answer the client could not parse are staged beside it, in
 ``<staging>/<dataset>/_malformed/<ROOT>_<expiration|ALL>.parquet`` with the request's root and
@@ -26,11 +27,12 @@ from typing import Any, Protocol
 
 from spx_dagster.core.chains import PlannedRequest, SessionPlan
 from spx_dagster.core.storage.atomic import atomic_write_bytes
+from spx_dagster.core.storage.layout import ARROW_SUFFIX, STATS_SUFFIX
 from spx_dagster.core.validation.malformed import malformed_file, write_malformed
 
 
 class Fetcher(Protocol):
-    def fetch_to_parquet(self, dataset: str, **kwargs: Any) -> Any: ...
+    def fetch_to_arrow(self, dataset: str, **kwargs: Any) -> Any: ...
 
 
 @dataclass
@@ -92,7 +94,7 @@ class FetchInterrupted(RuntimeError):
 
 def staged_paths(staging_dir: Path, request: PlannedRequest) -> tuple[Path, Path]:
     base = staging_dir / request.dataset / request.name
-    return base.with_suffix(".parquet"), base.with_suffix(".json")
+    return base.with_suffix(ARROW_SUFFIX), base.with_suffix(STATS_SUFFIX)
 
 
 def staged_malformed_path(staging_dir: Path, request: PlannedRequest) -> Path:
@@ -164,7 +166,7 @@ def fetch_plan(
             if also_on_malformed is not None:
                 also_on_malformed(line, reason)
 
-        result = client.fetch_to_parquet(
+        result = client.fetch_to_arrow(
             request.dataset,
             root=request.root,
             session_date=plan.session,

@@ -26,6 +26,7 @@ from spx_dagster.core.session_stages import (
 )
 from spx_dagster.core.storage import PartKey, load_manifest, verify_session
 from spx_dagster.core.storage.layout import OutputLayout, TempLayout
+from spx_dagster.core.storage.stage_tables import write_stage_table
 from spx_dagster.core.thetadata.client import ThetaClient
 from spx_dagster.core.thetadata.vendor import ENDPOINTS, RIGHT_WIRE_TO_CODE
 from spx_dagster.core.thetadata.wire import SPECS, table_from_records
@@ -259,8 +260,7 @@ def test_validate_quarantines_staged_lines_of_every_kind_with_counted_reasons(tm
 
     part = PartKey(ROOT, None)
     source = TempLayout.of(temp).staged_file(session, dataset, part)
-    source.parent.mkdir(parents=True)
-    pq.write_table(table, source)
+    write_stage_table(source, table)
     assert (
         write_malformed(
             malformed_file(source.parent, part.stem), malformed, root=ROOT, expiration=None

@@ -76,9 +76,9 @@ def test_part_names_round_trip_and_sort_in_published_order(tmp_path: Path) -> No
         path = TempLayout.of(tmp_path).staged_file(SESSION, "greeks", part)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
-    (path.parent / ".tmp-SPX_2024-03-20.parquet-x").write_bytes(b"")
+    (path.parent / ".tmp-SPX_2024-03-20.arrow-x").write_bytes(b"")
     assert TempLayout.of(tmp_path).staged_file(SESSION, "greeks", parts[0]) == (
-        tmp_path / "staging" / "date=2024-03-15" / "greeks" / "SPXW_2024-03-18.parquet"
+        tmp_path / "staging" / "date=2024-03-15" / "greeks" / "SPXW_2024-03-18.arrow"
     )
     assert [p.stem for p in TempLayout.of(tmp_path).staged_parts(SESSION, "greeks")] == [
         "SPX_2024-03-15",
@@ -86,7 +86,7 @@ def test_part_names_round_trip_and_sort_in_published_order(tmp_path: Path) -> No
         "SPXW_2024-03-15_C",
         "SPXW_2024-03-18",
     ]
-    with pytest.raises(ValueError, match=r"SPXW_2024-03-15\.parquet"):
+    with pytest.raises(ValueError, match=r"SPXW_2024-03-15\.arrow"):
         PartKey.parse("spxw-20240315.parquet")
 
 
@@ -102,7 +102,7 @@ def test_check_free_space_names_path_free_and_need(tmp_path: Path) -> None:
     with pytest.raises(InsufficientDiskSpace):
         check_free_space(tmp_path, 0, min_free_gb=free / GB + 1)  # the reserve alone is too big
     with pytest.raises(InsufficientDiskSpace):
-        # Same filesystem: published bytes plus two temp copies must fit together.
+        # Same filesystem: published bytes plus the temp copies must fit together.
         check_session_space(tmp_path / "out", tmp_path / "tmp", free // 2, min_free_gb=0)
     check_session_space(tmp_path / "out", tmp_path / "tmp", 1_000, min_free_gb=0)
 

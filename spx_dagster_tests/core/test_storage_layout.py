@@ -35,15 +35,22 @@ def test_the_temp_paths_and_parts(tmp_path) -> None:
     temp = TempLayout.of(tmp_path / "tmp")
     part = PartKey("SPXW", dt.date(2024, 3, 22))
     staged = temp.staged_file(DAY, "greeks", part)
-    assert staged == tmp_path / "tmp/staging/date=2024-03-15/greeks/SPXW_2024-03-22.parquet"
+    assert staged == tmp_path / "tmp/staging/date=2024-03-15/greeks/SPXW_2024-03-22.arrow"
     assert temp.validated_file(DAY, "greeks", part).parts[-4:] == (
         "validated",
         "date=2024-03-15",
         "greeks",
-        "SPXW_2024-03-22.parquet",
+        "SPXW_2024-03-22.arrow",
     )
     staged.parent.mkdir(parents=True)
-    for name in ("SPXW_2024-03-22.parquet", "SPX_ALL.parquet", ".tmp-SPX_ALL.parquet-1", "x.txt"):
+    # Parts are Arrow IPC files: temp files, a parquet file or a stray are not parts.
+    for name in (
+        "SPXW_2024-03-22.arrow",
+        "SPX_ALL.arrow",
+        ".tmp-SPX_ALL.arrow-1",
+        "SPXW_2024-03-29.parquet",
+        "x.txt",
+    ):
         (staged.parent / name).write_bytes(b"")
     assert temp.staged_parts(DAY, "greeks") == [PartKey("SPX", None), part]
     assert temp.session_temp_dirs(DAY) == [temp.staging_dir(DAY), temp.validated_dir(DAY)]

@@ -17,7 +17,7 @@ from spx_dagster.core.datasets import DATASETS
 from spx_dagster.core.quality import Flag
 from spx_dagster.core.storage import PartKey
 from spx_dagster.core.storage.layout import TempLayout
-from spx_dagster.core.storage.parquet_io import write_table_atomic
+from spx_dagster.core.storage.stage_tables import read_stage_table, write_stage_table
 from spx_dagster.core.validation import (
     QualityAccumulator,
     SchemaBreak,
@@ -230,7 +230,7 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     parts = [PartKey("SPXW", SESSION), PartKey("SPXW", SESSION + dt.timedelta(days=3))]
     for i, part in enumerate(parts):
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
-        write_table_atomic(
+        write_stage_table(
             TempLayout.of(temp).staged_file(SESSION, "greeks", part), _set(table, "bid", i, -1.0)
         )
     quality = QualityAccumulator([(p.root, p.expiration) for p in parts])
@@ -246,7 +246,7 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     assert quarantined.schema.names[-1] == "reason"
     for part in parts:
         assert (
-            pq.read_metadata(TempLayout.of(temp).validated_file(SESSION, "greeks", part)).num_rows
+            read_stage_table(TempLayout.of(temp).validated_file(SESSION, "greeks", part)).num_rows
             == 3 * 2 * 391 - 1
         )
     report = quality.report()
@@ -256,7 +256,7 @@ def test_validated_stage_writes_valid_parts_and_one_quarantine_file(tmp_path: Pa
     # A clean re-run removes the stale quarantine file.
     for i, part in enumerate(parts):
         table = make_table("greeks", SESSION, expirations=[part.expiration], n_strikes=3, seed=i)
-        write_table_atomic(TempLayout.of(temp).staged_file(SESSION, "greeks", part), table)
+        write_stage_table(TempLayout.of(temp).staged_file(SESSION, "greeks", part), table)
     assert validate_staged_dataset(temp, SESSION, "greeks", CONTEXT).quarantine is None
     assert not TempLayout.of(temp).validated_quarantine_file(SESSION, "greeks").exists()
 

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from spx_dagster.core.storage import load_manifest, verify_session
 from spx_dagster.core.storage.layout import OutputLayout, TempLayout
+from spx_dagster.core.storage.stage_tables import read_stage_table, write_stage_table
 from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
 from spx_dagster.defs.catalog import catalog
 from spx_dagster.defs.constants import (
@@ -158,11 +159,11 @@ def test_a_schema_break_publishes_nothing(pipeline_home, instance):
     assert fetched.success
     part = TempLayout.of(pipeline_home.temp_dir).staged_parts(SESSION, "greeks")[0]
     path = TempLayout.of(pipeline_home.temp_dir).staged_file(SESSION, "greeks", part)
-    table = pq.read_table(path)
+    table = read_stage_table(path)
     broken = table.drop_columns(["delta"]).append_column(
         "delta", pa.array(["x"] * table.num_rows, pa.string())
     )
-    pq.write_table(broken, path)
+    write_stage_table(path, broken)
 
     result = run_session(instance, selection=[VALIDATED, PARQUET])
     assert not result.success

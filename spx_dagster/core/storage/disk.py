@@ -49,9 +49,10 @@ SESSION_MINUTES = 390
 HISTORY_HEADROOM = 1.25
 # How many recent sessions the estimate looks at.
 HISTORY_WINDOW = 20
-# Temp space a session uses besides its published files: the staged responses and the
-# validated parts, each about as large as the published file.
-TEMP_COPIES = 2
+# Temp space a session uses besides its published files, in published files: the staged
+# responses (zstd parquet) and the validated parts (LZ4 Arrow IPC). Measured on a full-chain day
+# of greeks (bench/RESULTS.md): 374 MB staged + 474 MB validated for a 249 MB published file, 3.4.
+TEMP_COPIES = 3.5
 
 
 class InsufficientDiskSpace(OSError):
@@ -187,7 +188,7 @@ def check_session_space(
 
     A refusal lists the temp stages under ``temp_dir`` that sit on the short filesystem.
     """
-    temp_need = published_bytes * TEMP_COPIES
+    temp_need = int(published_bytes * TEMP_COPIES)
     try:
         if same_filesystem(output_dir, temp_dir):
             check_free_space(output_dir, published_bytes + temp_need, min_free_gb)

@@ -9,8 +9,11 @@ directory fsync).
 
 Temp (``storage.temp_dir``), per session, resumable::
 
-    <temp_dir>/staging/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.parquet   (+ .json stats)
-    <temp_dir>/validated/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.parquet
+    <temp_dir>/staging/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.arrow     (+ .json stats)
+    <temp_dir>/validated/date=YYYY-MM-DD/<dataset>/<ROOT>_<YYYY-MM-DD|ALL>.arrow
+
+    (parts are LZ4 Arrow IPC files, ``stage_tables.py``; the malformed lines of an answer,
+    ``_malformed/`` beside it, and the quarantine are parquet)
 
     <temp_dir>/validated/date=YYYY-MM-DD/_quarantine/<dataset>.parquet           (refused rows)
 
@@ -47,6 +50,8 @@ LOCKS_DIR = "_locks"
 # Every temporary file starts with this prefix, so leftovers of a crash are easy to find.
 TMP_PREFIX = ".tmp-"
 PARQUET_SUFFIX = ".parquet"
+# A staged or validated part (an Arrow IPC file: ``core.storage.stage_tables``).
+ARROW_SUFFIX = ".arrow"
 STATS_SUFFIX = ".json"
 CHECKSUM_SUFFIX = ".sha256"
 # The part name of a response that covers every expiration (the request's ``expiration=*``).
@@ -94,7 +99,8 @@ class PartKey:
 
     @property
     def filename(self) -> str:
-        return self.stem + PARQUET_SUFFIX
+        """The file name of the part in either temp stage (Arrow IPC)."""
+        return self.stem + ARROW_SUFFIX
 
     @property
     def sort_key(self) -> tuple[str, int, dt.date, str]:
@@ -109,12 +115,16 @@ class PartKey:
     @classmethod
     def parse(cls, filename: str) -> PartKey:
         """Parse ``SPXW_2024-03-15.parquet`` (or its stem); ValueError names a bad name."""
-        stem = filename.removesuffix(PARQUET_SUFFIX).removesuffix(STATS_SUFFIX)
+        stem = (
+            filename.removesuffix(PARQUET_SUFFIX)
+            .removesuffix(ARROW_SUFFIX)
+            .removesuffix(STATS_SUFFIX)
+        )
         match = _PART_RE.match(stem)
         if not match:
             raise ValueError(
-                f"{filename!r} is not a part file name; expected <ROOT>_<YYYY-MM-DD|ALL>.parquet, "
-                f"e.g. SPXW_2024-03-15.parquet"
+                f"{filename!r} is not a part file name; expected <ROOT>_<YYYY-MM-DD|ALL>.arrow, "
+                f"e.g. SPXW_2024-03-15.arrow"
             )
         exp = match.group("exp")
         return cls(
@@ -130,7 +140,7 @@ def _parts_in(directory: Path) -> list[PartKey]:
     parts = []
     for entry in directory.iterdir():
         name = entry.name
-        if name.startswith(TMP_PREFIX) or not name.endswith(PARQUET_SUFFIX):
+        if name.startswith(TMP_PREFIX) or not name.endswith(ARROW_SUFFIX):
             continue
         try:
             parts.append(PartKey.parse(name))

@@ -35,6 +35,7 @@ from spx_dagster.core.storage.atomic import (
 )
 from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
+from spx_dagster.core.storage.stage_tables import read_stage_table
 
 COMPRESSION = "zstd"  # the temp stages and the quarantine: written once, read once
 META_SCHEMA_VERSION = b"spx_data.schema_version"
@@ -332,7 +333,7 @@ def iter_validated_tables(temp_dir: Path, session: dt.date, dataset: str) -> Ite
         temp.validated_file(session, dataset, p) for p in temp.validated_parts(session, dataset)
     ]
     with ThreadPoolExecutor(1, thread_name_prefix=f"read-{dataset}") as pool:
-        yield from ordered_map(pool, pq.read_table, files, ahead=1)
+        yield from ordered_map(pool, read_stage_table, files, ahead=1)
 
 
 @dataclass(frozen=True)
@@ -412,8 +413,3 @@ class QuarantineWriter:
             self.close()
         else:
             self.abort()
-
-
-def read_part(path: Path) -> pa.Table:
-    """Read one staged or validated part."""
-    return pq.read_table(path)

@@ -2,7 +2,8 @@
 
 What it guarantees:
 - Bodies are streamed (``stream=True`` → ``pyarrow.csv.open_csv``): memory does not grow with an
-  answer's size; ``fetch_to_parquet`` stages an answer straight to disk, atomically.
+  answer's size; ``fetch_to_parquet``/``fetch_to_arrow`` stage an answer straight to disk,
+  atomically.
 - A dropped connection or a truncated body is never taken for a complete answer: the request is
   retried whole and anything streamed from the failed attempt is discarded (see ``sinks.py``).
 - Errors are typed by cause (``errors.py``) and retried by policy (``retry.py``): 429 (honouring
@@ -44,7 +45,13 @@ from spx_dagster.core.thetadata.health import (
 )
 from spx_dagster.core.thetadata.limits import request_slots
 from spx_dagster.core.thetadata.retry import ClientStats, RetryPolicy, call_with_retries
-from spx_dagster.core.thetadata.sinks import BatchSink, ParquetSink, TableSink
+from spx_dagster.core.thetadata.sinks import (
+    ArrowSink,
+    BatchSink,
+    ParquetSink,
+    SegmentSink,
+    TableSink,
+)
 from spx_dagster.core.thetadata.transport import AttemptLog, HistoryRequest, Http
 from spx_dagster.core.thetadata.vendor import (
     API_PREFIX,
@@ -74,7 +81,8 @@ class FetchResult:
         requests: HTTP requests made, retries and split parts included.
         malformed_rows: Rows skipped because a value could not be parsed.
         extra_columns: Unknown wire columns that were dropped (schema drift).
-        path: The parquet file written (``fetch_to_parquet`` only; None when ``no_data``).
+        path: The file written (``fetch_to_parquet``/``fetch_to_arrow`` only; None when
+            ``no_data``).
     """
 
     rows: int
@@ -379,27 +387,51 @@ class ThetaClient:
         stale answer cannot pass for the new one. On error nothing at ``path`` changes.
         Arguments as in :meth:`fetch_to`.
         """
-        path = Path(path)
-        sink = ParquetSink(path, SCHEMAS[dataset])
+        return self._fetch_to_file(
+            ParquetSink(Path(path), SCHEMAS[dataset]),
+            dataset,
+            root=root,
+            session_date=session_date,
+            expiration=expiration,
+            interval=interval,
+            on_malformed=on_malformed,
+        )
+
+    def fetch_to_arrow(
+        self,
+        dataset: str,
+        *,
+        root: str,
+        session_date: dt.date,
+        expiration: dt.date | None = None,
+        interval: str = "1m",
+        path: Path | str,
+        on_malformed: OnMalformed | None = None,
+    ) -> FetchResult:
+        """As :meth:`fetch_to_parquet`, into an LZ4 Arrow IPC file: how a session's answers are
+        staged (read back once, by the validate stage; ``core.storage.stage_tables``)."""
+        return self._fetch_to_file(
+            ArrowSink(Path(path), SCHEMAS[dataset]),
+            dataset,
+            root=root,
+            session_date=session_date,
+            expiration=expiration,
+            interval=interval,
+            on_malformed=on_malformed,
+        )
+
+    def _fetch_to_file(self, sink: SegmentSink, dataset: str, **kwargs: Any) -> FetchResult:
         try:
-            result = self.fetch_to(
-                dataset,
-                root=root,
-                session_date=session_date,
-                expiration=expiration,
-                interval=interval,
-                sink=sink,
-                on_malformed=on_malformed,
-            )
+            result = self.fetch_to(dataset, sink=sink, **kwargs)
             if result.no_data:
                 sink.abort()
-                path.unlink(missing_ok=True)
+                sink.path.unlink(missing_ok=True)
                 return result
             sink.finish()
         except BaseException:
             sink.abort()
             raise
-        return FetchResult(**{**result.__dict__, "path": path})
+        return FetchResult(**{**result.__dict__, "path": sink.path})
 
     def _history_request(self, dataset, root, session_date, expiration, interval):
         if dataset not in ENDPOINTS:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from spx_dagster.core.datasets import FLAGS_FIELD
 from spx_dagster.core.ordered_map import ordered_map
@@ -30,7 +29,8 @@ from spx_dagster.core.quality.evaluate import SESSION_FAMILIES
 from spx_dagster.core.quality.thresholds import Thresholds
 from spx_dagster.core.storage.atomic import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from spx_dagster.core.storage.layout import TempLayout
-from spx_dagster.core.storage.parquet_io import QuarantineEntry, write_table_atomic
+from spx_dagster.core.storage.parquet_io import QuarantineEntry
+from spx_dagster.core.storage.stage_tables import read_stage_table, write_stage_table
 from spx_dagster.core.validation.malformed import (
     malformed_file,
     malformed_stats,
@@ -90,12 +90,12 @@ def validate_staged_dataset(
 
     def validate_part(part: Path) -> tuple[pa.Table, ChunkStats, pa.Table | None]:
         source = temp.staged_file(session, dataset, part)
-        result = validate_table(pq.read_table(source), dataset, context, source=str(source))
+        result = validate_table(read_stage_table(source), dataset, context, source=str(source))
         for family in session_families:
             parts_of[family][part] = SESSION_FAMILIES[family].summarize_part(result.valid, limits)
         if summaries is not None and result.summary is not None:
             summaries[(dataset, part)] = result.summary
-        write_table_atomic(
+        write_stage_table(
             temp.validated_file(session, dataset, part),
             result.valid,
             file_mode=file_mode,
@@ -208,10 +208,10 @@ def _or_flags(
     """OR ``bits`` into the flags of rows ``indices`` of a validated part (rewritten atomically)."""
     if len(indices) == 0:
         return
-    table = pq.read_table(path)
+    table = read_stage_table(path)
     flags = table.column(FLAGS_FIELD.name).to_numpy().copy()
     flags[np.asarray(indices)] |= np.asarray(bits, dtype=np.uint32)
     table = table.set_column(
         table.schema.get_field_index(FLAGS_FIELD.name), FLAGS_FIELD, pa.array(flags)
     )
-    write_table_atomic(path, table, file_mode=file_mode, dir_mode=dir_mode)
+    write_stage_table(path, table, file_mode=file_mode, dir_mode=dir_mode)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spx_dagster.core.datasets import SCHEMAS
+from spx_dagster.core.storage.stage_tables import read_stage_table
 from spx_dagster.core.thetadata import errors
 from spx_dagster.core.thetadata.client import ThetaClient
 from spx_dagster.core.thetadata.health import HealthState
@@ -239,6 +240,26 @@ def test_570_splits_and_concatenates(fresh, chain):
     assert table.num_rows == chain[2] * intervals_per_session("1m")
     rights = table.column("right").to_pylist()
     assert rights == sorted(rights)  # calls first, then puts: two concatenated parts
+
+
+def test_a_split_answer_staged_as_arrow_holds_the_rows_of_the_parquet_one(fresh, chain, tmp_path):
+    """The session's staged format (Arrow IPC) merges a split request's parts like parquet does,
+    and a cut attempt before it leaves nothing behind."""
+    kwargs = dict(root=chain[0], session_date=SESSION, expiration=chain[1])
+    with make_client(fresh) as client:
+        fresh.add_fault(FaultRule(kind="drop_mid_body", path=GREEKS_PATH, times=1))
+        again = client.fetch_to_arrow("greeks", path=tmp_path / "g.arrow", **kwargs)
+        assert again.retries == {"truncated": 1}
+        fresh.add_fault(FaultRule(kind="status", status=570, path=GREEKS_PATH, times=1))
+        staged = client.fetch_to_arrow("greeks", path=tmp_path / "g.arrow", **kwargs)
+        assert client.stats.splits == 1 and staged.retries == {"large_request": 1}
+        parquet = client.fetch_to_parquet("greeks", path=tmp_path / "g.parquet", **kwargs)
+    table = read_stage_table(tmp_path / "g.arrow")
+    assert staged.path == tmp_path / "g.arrow" and table.schema == SCHEMAS["greeks"]
+    assert table.num_rows == staged.rows == again.rows == chain[2] * intervals_per_session("1m")
+    keys = [(name, "ascending") for name in ("right", "strike", "timestamp")]
+    assert table.sort_by(keys).equals(pq.read_table(parquet.path).sort_by(keys))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.arrow", "g.parquet"]
 
 
 def test_extra_column_is_dropped_with_a_warning(fresh, chain, caplog):
