@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench.backfill_overhead import _start_daemon, _stop, _timeline
-from bench.harness import REPO, pipeline_env, progress, simulator, temp_home
+from bench.harness import REPO, _machine_busy_cpu_s, pipeline_env, progress, simulator, temp_home
 
 NAME = "backfill_efficiency"
 FIRST_SESSION = dt.date(2024, 9, 3)
@@ -107,15 +107,24 @@ def one_backfill(chain: str, count: int) -> dict:
         daemon, instance = _start_daemon(home, env, home / "daemon.log")
         try:
             progress(f"{NAME}: {chain} warm-up backfill of {len(backfilled)} sessions")
-            _spx_data(
+            busy = _machine_busy_cpu_s()
+            warm_outcome = _spx_data(
                 ["backfill", backfilled[0].isoformat(), backfilled[-1].isoformat(), "--wait"], env
+            )
+            warm_cpu = _machine_busy_cpu_s() - busy
+            warm_runs = _timeline(
+                instance,
+                warm_outcome["backfill_id"],
+                list(warm_outcome["run_ids"].values()),
+                time.time(),
             )
             estimate = _spx_data(["backfill", first, last, "--dry-run"], env)["estimate"]
             sim.control.reset_stats()
             progress(f"{NAME}: {chain}: spx-data backfill {first} {last} --wait ({count})")
-            started = time.monotonic()
+            started, busy = time.monotonic(), _machine_busy_cpu_s()
             outcome = _spx_data(["backfill", first, last, "--wait"], env)
             wall, exited_at = time.monotonic() - started, time.time()
+            cpu = _machine_busy_cpu_s() - busy
             stats = sim.control.stats()
             runs = _timeline(
                 instance, outcome["backfill_id"], list(outcome["run_ids"].values()), exited_at
@@ -144,12 +153,22 @@ def one_backfill(chain: str, count: int) -> dict:
         "estimate_basis": estimate.get("basis"),
         "estimate_overhead_basis": estimate.get("overhead_basis"),
         "estimate_pace_s": estimate.get("seconds_per_session"),
+        "estimate_pace_basis": estimate.get("pace_basis"),
+        "estimate_cpu_per_session_s": estimate.get("cpu_seconds_per_session"),
         "estimate_error": round(estimated / wall - 1, 3) if estimated else None,
         "first_backfill_estimate_s": first_estimate.get("seconds"),
         "first_backfill_estimate_error": round(first_estimate["seconds"] / wall - 1, 3)
         if first_estimate.get("seconds")
         else None,
         "pace_s": round(runs["runs_span_s"] / count, 2) if runs.get("runs_span_s") else None,
+        # The machine's busy CPU seconds per session (every process: ours, the daemon, the
+        # simulator): on two cores a backfill's pace cannot beat this ÷ the cores.
+        "machine_cpu_per_session_s": round(cpu / count, 1),
+        "warm_up": {
+            "sessions": len(backfilled),
+            "machine_cpu_per_session_s": round(warm_cpu / len(backfilled), 1),
+            **warm_runs,
+        },
         **runs,
     }
 

@@ -73,11 +73,18 @@ def pace_text(estimate: dict) -> str:
     backfill); 3 runs at once``: the estimate's model in words."""
     from spx_dagster.core.units import human_seconds
 
+    overhead_basis = OVERHEAD_BASIS_TEXT[estimate["overhead_basis"]]
+    if estimate.get("pace_basis") == "cpu":
+        overhead_basis = (
+            f"the machine's {human_seconds(estimate['cpu_seconds_per_session'])} of CPU a "
+            f"session on {estimate['cores']} core{'s' if estimate['cores'] != 1 else ''}, "
+            "measured in the last backfill"
+        )
     return (
         f"~{human_seconds(estimate['seconds_per_session'])} a session: "
         f"{human_seconds(estimate['terminal_seconds_per_session'])} of terminal time, "
         f"{human_seconds(estimate['overhead_seconds_per_session'])} of overhead "
-        f"({OVERHEAD_BASIS_TEXT[estimate['overhead_basis']]}); "
+        f"({overhead_basis}); "
         f"{estimate['parallel_sessions']} run{'s' if estimate['parallel_sessions'] != 1 else ''} "
         "at once"
     )

@@ -6,12 +6,17 @@ fetch stage, while up to ``parallel_sessions`` runs start up, validate and publi
 So the model is the issue's "terminal time ÷ lanes + measured overhead":
 
     seconds  = fixed + N × pace
-    pace     = terminal + overhead                     (a session ends every pace seconds)
+    pace     = max(terminal + overhead, cpu ÷ cores)   (a session ends every pace seconds)
     terminal = median fetch-stage seconds of published sessions ÷ fetches_at_once
     overhead = what the latest finished backfill spent per session beyond its terminal time:
                the time between its runs' ends ((last end − first end) ÷ (runs − 1)) less the
                terminal time; before any backfill, the bound the runs set, (worker start +
                median run) ÷ runs at once, less the terminal time (never below 0)
+    cpu      = the machine's busy CPU seconds per session during that backfill (every process:
+               run workers, the daemon, the terminal; ``core.cpu_clock``): the counter's rise
+               from the backfill's submission to its last session's publish ÷ its sessions. Where
+               the cores are the bottleneck this, not the runs' ends, sets the pace: a short
+               backfill's runs start together and end bunched, which says little of the pace
     fixed    = the backfill daemon's cadence (Dagster wakes it every 30 s: the first runs start
                up to 30 s after the submission, the backfill ends up to 30 s after its last
                run) + the first run's length beyond one pace (the pipeline filling)
@@ -22,13 +27,15 @@ asked about: a range of gaps has no history of its own), or defaults before the 
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from spx_dagster.core.cpu_clock import CpuReading, CpuWindow, reading_from_json
 from spx_dagster.core.run_limits import BACKFILL_RUN_LIMIT
 
 DEFAULT_SECONDS_PER_SESSION = 180.0
@@ -39,6 +46,9 @@ BACKFILL_DAEMON_CADENCE_S = 30.0
 # A run worker's start (interpreter, Dagster, the code location) on two cores, measured by
 # bench/backfill_overhead.py; `spx-data process` runs in process and never pays it.
 RUN_WORKER_START_S = 5.0
+# A session's CPU window opens when its run worker loads the code, which is before Dagster records
+# the run's start (the code location's load, ~2-5 s on two cores), and closes before its end.
+WINDOW_OPENS_BEFORE_RUN_S = 15.0
 # A backfill is measured once it has this many successful runs (fewer say more about the start
 # and the end of a backfill than about its pace).
 MIN_MEASURED_RUNS = 3
@@ -80,6 +90,9 @@ class GapEstimate:
     overhead_seconds_per_session: float = 0.0
     overhead_basis: str = "default"  # "backfill" (measured), "runs" (their bound) or "default"
     fixed_seconds: float = 0.0
+    cpu_seconds_per_session: float | None = None  # the machine's, in the measured backfill
+    cores: int | None = None
+    pace_basis: str = "runs"  # "cpu" when cpu ÷ cores set the pace, else "runs"
 
     def to_dict(self) -> dict:
         """The ``estimate`` document of ``--json`` (seconds rounded to tenths)."""
@@ -90,8 +103,10 @@ class GapEstimate:
             "terminal_seconds_per_session",
             "overhead_seconds_per_session",
             "fixed_seconds",
+            "cpu_seconds_per_session",
         ):
-            data[key] = round(data[key], 1)
+            if data[key] is not None:
+                data[key] = round(data[key], 1)
         return data
 
 
@@ -115,10 +130,56 @@ class MeasuredBackfill:
     pace_s: float
     first_run_s: float
     runs: int
+    cpu_per_session_s: float | None = None  # the machine's busy CPU seconds (``cpu_of``)
+    cores: int | None = None
 
 
-def measured_backfill(runs: Iterable[RunTimes]) -> MeasuredBackfill | None:
-    """The latest finished backfill with ``MIN_MEASURED_RUNS`` successful runs, or None."""
+def _submitted(runs: list[RunTimes]) -> CpuReading | None:
+    """The reading its backfill's submission tagged its runs with, if any."""
+    for run in runs:
+        text = getattr(run, "cpu_at_submit", None)
+        if text:
+            try:
+                return reading_from_json(json.loads(text))
+            except ValueError:
+                return None
+    return None
+
+
+def _cpu_of(runs: list[RunTimes], windows: Mapping[object, CpuWindow]) -> tuple[float, int] | None:
+    """The machine's busy CPU seconds per session over ``runs`` and its cores; None unless
+    every run's session has a window taken during it, all in one boot (a session published
+    again since records another run's window).
+
+    From the backfill's submission (tagged on its runs) to its last publish: a short backfill's
+    runs spend half their CPU outside their sessions' windows (worker start, Dagster's
+    bookkeeping, the daemon); without that tag, from its first window's start.
+    """
+    found = []
+    for run in runs:
+        window = windows.get(run.session)
+        if (
+            window is None
+            or window.start_at < run.start_time - WINDOW_OPENS_BEFORE_RUN_S
+            or window.end_at > run.end_time + 1.0
+        ):
+            return None
+        found.append(window)
+    if not found or len({w.boot for w in found}) != 1:
+        return None
+    start = min(w.start_busy_s for w in found)
+    submitted = _submitted(runs)
+    if submitted is not None and submitted.boot == found[0].boot and submitted.busy_s <= start:
+        start = submitted.busy_s
+    busy = max(w.end_busy_s for w in found) - start
+    return busy / len(found), found[-1].cores
+
+
+def measured_backfill(
+    runs: Iterable[RunTimes], windows: Mapping[object, CpuWindow] | None = None
+) -> MeasuredBackfill | None:
+    """The latest finished backfill with ``MIN_MEASURED_RUNS`` successful runs, or None;
+    ``windows`` (session → its CPU window) give its CPU per session where they cover it."""
     by_backfill: dict[str, list[RunTimes]] = defaultdict(list)
     live: set[str] = set()
     for run in runs:
@@ -138,10 +199,13 @@ def measured_backfill(runs: Iterable[RunTimes]) -> MeasuredBackfill | None:
     latest = max(finished, key=lambda group: max(r.end_time for r in group))
     ends = sorted(r.end_time for r in latest)
     first = min(latest, key=lambda r: r.start_time)
+    cpu = _cpu_of(latest, windows or {})
     return MeasuredBackfill(
         pace_s=(ends[-1] - ends[0]) / (len(ends) - 1),
         first_run_s=first.end_time - first.start_time,
         runs=len(latest),
+        cpu_per_session_s=cpu[0] if cpu else None,
+        cores=cpu[1] if cpu else None,
     )
 
 
@@ -158,6 +222,9 @@ def estimate(
     secs = [f.seconds for f in facts if f.seconds]
     sizes = [f.bytes for f in facts if f.bytes]
     fetches = {f.session: s for f in facts if (s := _fetch_seconds(f))}
+    windows = {
+        f.session: w for f in facts if (w := CpuWindow.from_json(getattr(f, "cpu_window", None)))
+    }
     per_b = int(statistics.median(sizes)) if sizes else DEFAULT_BYTES_PER_SESSION
     basis = "history" if secs and sizes else "default"
     at_once = parallel_sessions(concurrency)
@@ -165,10 +232,15 @@ def estimate(
     fetch_s = statistics.median(fetches.values()) if fetches else None
     run_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
     terminal = (fetch_s if fetch_s is not None else run_s) / slots
-    measured = measured_backfill(runs)
+    measured = measured_backfill(runs, windows)
+    pace_basis = "runs"
     if measured is not None:
         overhead, overhead_basis = max(0.0, measured.pace_s - terminal), "backfill"
         first_run = measured.first_run_s
+        if measured.cpu_per_session_s is not None and measured.cores:
+            cpu_pace = measured.cpu_per_session_s / measured.cores
+            if cpu_pace > terminal + overhead:
+                overhead, pace_basis = cpu_pace - terminal, "cpu"
     else:
         first_run = RUN_WORKER_START_S + run_s
         overhead = max(0.0, first_run / at_once - terminal)
@@ -188,6 +260,9 @@ def estimate(
         overhead_seconds_per_session=overhead,
         overhead_basis=overhead_basis,
         fixed_seconds=fixed,
+        cpu_seconds_per_session=measured.cpu_per_session_s if measured else None,
+        cores=measured.cores if measured else None,
+        pace_basis=pace_basis,
     )
 
 

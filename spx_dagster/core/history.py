@@ -53,6 +53,8 @@ class RunFact:
     forced: bool = False  # launched with --force (does not count against the attempt cap)
     revisit: int | None = None  # a gap sensor revisit: its days after the first publish
     backfill_id: str | None = None  # the backfill that launched it (Dagster's dagster/backfill)
+    # Its backfill's submission: the machine's busy CPU then (``core.cpu_clock``, as JSON)
+    cpu_at_submit: str | None = None
 
     @property
     def in_progress(self) -> bool:

@@ -29,6 +29,12 @@ from typing import Any
 
 from spx_dagster.core.chains import ListedChain, PlannedRequest, SessionPlan, list_chain
 from spx_dagster.core.chains import plan_session as make_plan
+from spx_dagster.core.cpu_clock import (
+    CPU_EXTRA,
+    read_cpu,
+    reading_to_json,
+    session_start_reading,
+)
 from spx_dagster.core.progress import ProgressReporter
 from spx_dagster.core.quality.coverage import contract_drift, listing_coverage
 from spx_dagster.core.quality.listing_rules import expected_expirations
@@ -300,6 +306,7 @@ def _fetch_session(
     stop: threading.Event | None,
 ) -> FetchOutcome:
     started = time.monotonic()
+    cpu_at_start = session_start_reading()
     requests_before = _client_requests(client)
     if progress:
         progress.stage("listing")
@@ -362,6 +369,7 @@ def _fetch_session(
             "resumed": summary.resumed,
             "retries": summary.retries,
             "seconds": time.monotonic() - started,
+            "cpu_at_start": reading_to_json(cpu_at_start),
         },
         cfg,
     )
@@ -652,7 +660,12 @@ def _publish_session(
                 validate_s=round(float(validated.get("seconds", 0.0)), 3),
                 publish_s=round(time.monotonic() - started, 3),
             ),
-            extra={"interval": cfg.interval, "datasets": list(cfg.datasets)},
+            extra={
+                "interval": cfg.interval,
+                "datasets": list(cfg.datasets),
+                # The machine's busy CPU from this run's fetch to now (``core.cpu_clock``).
+                CPU_EXTRA: {"start": fetch.get("cpu_at_start"), "end": reading_to_json(read_cpu())},
+            },
         )
         manifest, result = commit_republish(
             cfg.output_dir,

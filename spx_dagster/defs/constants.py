@@ -39,3 +39,6 @@ TRIGGER_TAG = "spx/trigger"  # cli | schedule | gap_sensor | retry
 # A gap sensor's revisit of a session published with vendor holes: the days after its first
 # publish (core.revisits.REVISIT_AFTER_DAYS); its publish keeps the previous one if it finds less.
 REVISIT_TAG = "spx/revisit"
+# A backfill's submission: the machine's busy CPU then (``core.cpu_clock``), on each of its runs,
+# so that the estimate can tell what the whole backfill cost the machine per session.
+CPU_AT_SUBMIT_TAG = "spx/cpu_at_submit"

@@ -18,6 +18,7 @@ from spx_dagster.core.history import RunFact
 from spx_dagster.defs.constants import (
     BACKFILL_TAG,
     CHECKSUM_CHECK,
+    CPU_AT_SUBMIT_TAG,
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
     FORCED_TAG,
@@ -94,6 +95,7 @@ def run_facts(
                     forced=run.tags.get(FORCED_TAG) == "true",
                     revisit=_revisit_days(run.tags.get(REVISIT_TAG)),
                     backfill_id=run.tags.get(BACKFILL_TAG),
+                    cpu_at_submit=run.tags.get(CPU_AT_SUBMIT_TAG),
                 )
             )
     return facts

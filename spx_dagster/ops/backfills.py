@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from spx_dagster.core.cpu_clock import read_cpu, reading_to_json
 from spx_dagster.defs.constants import (
     BACKFILL_RUNS_TAG_PREFIX,
     BACKFILL_TAG,
+    CPU_AT_SUBMIT_TAG,
     ERROR_CATEGORY_TAG,
     ERROR_MESSAGE_TAG,
     PARQUET,
@@ -117,6 +120,9 @@ def submit_backfill(
             all_tags[key] = backfill_id
     if priority is not None:
         all_tags[PRIORITY_TAG] = str(priority)
+    submitted = reading_to_json(read_cpu())
+    if submitted is not None:
+        all_tags[CPU_AT_SUBMIT_TAG] = json.dumps(submitted)
     graph = load_definitions().resolve_asset_graph()
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,

@@ -34,6 +34,7 @@ ERROR_CATEGORY_TAG = "spx/error_category"
 ERROR_MESSAGE_TAG = "spx/error_message"
 FORCED_TAG = "spx/forced"
 REVISIT_TAG = "spx/revisit"
+CPU_AT_SUBMIT_TAG = "spx/cpu_at_submit"
 BACKFILL_TAG = "dagster/backfill"
 PARTITION_FORMAT = "%Y-%m-%d"
 CHECKSUM_ASSET_PATH = ["spx", "options_parquet"]
@@ -51,6 +52,7 @@ _TAGS = (
     FORCED_TAG,
     REVISIT_TAG,
     BACKFILL_TAG,
+    CPU_AT_SUBMIT_TAG,
 )
 _NEEDED = {
     "runs.db": {
@@ -178,6 +180,7 @@ class SqliteFacts:
                     forced=tags.get(FORCED_TAG) == "true",
                     revisit=_revisit(tags.get(REVISIT_TAG)),
                     backfill_id=tags.get(BACKFILL_TAG),
+                    cpu_at_submit=tags.get(CPU_AT_SUBMIT_TAG),
                 )
             )
         return facts

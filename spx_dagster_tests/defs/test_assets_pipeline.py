@@ -13,7 +13,8 @@ import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_duckdb import DuckDBResource
 
-from spx_dagster.core.storage import load_manifest, verify_session
+from spx_dagster.core.cpu_clock import window_of_manifest_extra
+from spx_dagster.core.storage import load_manifest, published_sessions, verify_session
 from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.core.storage.stage_tables import read_stage_table, write_stage_table
 from spx_dagster.defs.assets import options_parquet, raw_option_chains, validated_options
@@ -99,6 +100,11 @@ def test_a_session_is_published_verified_and_checked(pipeline_home, instance):
     assert verify_session(pipeline_home.output_dir, SESSION).ok
     assert not TempLayout.of(pipeline_home.temp_dir).staging_dir(SESSION).exists()
     assert_sha256sum_verifies(pipeline_home.output_dir, manifest)
+    # The machine's busy CPU from the fetch to the publish, for the backfill estimate.
+    window = window_of_manifest_extra(manifest.extra)
+    assert window is not None and window.busy_s > 0 and window.end_at > window.start_at
+    listed = published_sessions(pipeline_home.output_dir)[SESSION]
+    assert listed.cpu_window == window.as_tuple()
 
     published = metadata_of(result, PARQUET)
     assert published["rows"] == manifest.rows > 0

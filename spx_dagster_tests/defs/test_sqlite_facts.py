@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_names_read_are_dagsters_and_spx_datas() -> None:
     assert sqlite_facts.PARTITION_TAG == constants.PARTITION_TAG
+    assert sqlite_facts.CPU_AT_SUBMIT_TAG == constants.CPU_AT_SUBMIT_TAG
     assert sqlite_facts.ERROR_CATEGORY_TAG == constants.ERROR_CATEGORY_TAG
     assert sqlite_facts.ERROR_MESSAGE_TAG == constants.ERROR_MESSAGE_TAG
     assert sqlite_facts.FORCED_TAG == constants.FORCED_TAG

@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from spx_dagster.core.cpu_clock import window_of_manifest_extra
 from spx_dagster.core.datasets import SCHEMA_VERSION
 from spx_dagster.core.revisits import revisit_days, session_holes
 from spx_dagster.core.storage.atomic import (
@@ -310,6 +311,8 @@ class ManifestSummary:
     first_published_at: str | None = None  # created_at in manifests written before the field
     revisits: tuple[int, ...] = ()  # after_days of the revisits recorded
     fetch_seconds: float | None = None  # the fetch stage: how long it held the terminal's lanes
+    # ``core.cpu_clock.CpuWindow.as_tuple``: the machine's busy CPU from its fetch to its publish
+    cpu_window: tuple | None = None
 
     def size_problems(self, output_dir: Path) -> list[str]:
         """Listed files that are gone or whose size differs from the manifest: one ``stat`` per
@@ -355,6 +358,9 @@ class ManifestSummary:
             first_published_at=(manifest.first_published_at or manifest.created_at).isoformat(),
             revisits=revisit_days(manifest.revisits),
             fetch_seconds=manifest.durations.fetch_s or None,
+            cpu_window=window.as_tuple()
+            if (window := window_of_manifest_extra(manifest.extra))
+            else None,
         )
 
     @classmethod

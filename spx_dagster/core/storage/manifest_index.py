@@ -78,6 +78,8 @@ def _decode(data: dict[str, Any]) -> Any:
     data = dict(data)
     data["session"] = dt.date.fromisoformat(data["session"])
     data["file_sizes"] = tuple((str(p), int(n)) for p, n in data.get("file_sizes", ()))
+    if data.get("cpu_window") is not None:
+        data["cpu_window"] = tuple(data["cpu_window"])
     data["revisits"] = tuple(int(d) for d in data.get("revisits", ()))
     return _summary_type()(**data)
 
