@@ -7,8 +7,9 @@ run worker, the daemon and the terminal each hold a share. So each session recor
 busy CPU counter (``/proc/stat``: every process, ours or not) when its run's process loaded this
 module (the first session a process runs claims its start-up: a run worker's code-location load
 is part of the session's cost) or else when its fetch starts, and again when its publish ends;
-over a finished backfill, the counter's rise from its first session's start to its last one's
-end, divided by its sessions, is what one session cost (``core.estimates``).
+and each backfill tags its runs with the counter at its submission; over a finished backfill,
+the counter's rise from its submission (or its first session's start) to its last session's end,
+divided by its sessions, is what one session cost (``core.estimates``).
 
 Counters are only comparable within one boot, so each reading carries the boot's id. Off Linux
 there is no reading (None) and the estimate goes on without it.
@@ -93,7 +94,8 @@ def reading_from_json(data: object) -> CpuReading | None:
 
 @dataclass(frozen=True)
 class CpuWindow:
-    """A session's readings: when its fetch started and when its publish ended (one boot)."""
+    """A session's readings: when its run's process loaded the code or its fetch started
+    (``session_start_reading``), and when its publish ended (one boot)."""
 
     boot: str
     cores: int

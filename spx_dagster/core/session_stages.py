@@ -663,7 +663,7 @@ def _publish_session(
             extra={
                 "interval": cfg.interval,
                 "datasets": list(cfg.datasets),
-                # The machine's busy CPU from this run's fetch to now (``core.cpu_clock``).
+                # The machine's busy CPU from this run's start to now (``core.cpu_clock``).
                 CPU_EXTRA: {"start": fetch.get("cpu_at_start"), "end": reading_to_json(read_cpu())},
             },
         )

@@ -50,9 +50,9 @@ HISTORY_HEADROOM = 1.25
 # How many recent sessions the estimate looks at.
 HISTORY_WINDOW = 20
 # Temp space a session uses besides its published files, in published files: the staged
-# responses (zstd parquet) and the validated parts (LZ4 Arrow IPC). Measured on a full-chain day
-# of greeks (bench/RESULTS.md): 374 MB staged + 474 MB validated for a 249 MB published file, 3.4.
-TEMP_COPIES = 3.5
+# responses and the validated parts (both LZ4 Arrow IPC, ``stage_tables.py``). Measured on a
+# full-chain day (bench/RESULTS.md): 472 MB staged + 474 MB validated for 250 MB published, 3.8.
+TEMP_COPIES = 4
 
 
 class InsufficientDiskSpace(OSError):

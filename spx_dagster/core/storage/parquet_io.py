@@ -37,7 +37,7 @@ from spx_dagster.core.storage.layout import OutputLayout, TempLayout
 from spx_dagster.core.storage.manifest import DatasetEntry, FileEntry
 from spx_dagster.core.storage.stage_tables import read_stage_table
 
-COMPRESSION = "zstd"  # the temp stages and the quarantine: written once, read once
+COMPRESSION = "zstd"  # ``write_table_atomic``: the quarantine and the staged malformed lines
 META_SCHEMA_VERSION = b"spx_data.schema_version"
 META_DATASET = b"spx_data.dataset"
 META_SESSION = b"spx_data.session"

@@ -1,17 +1,18 @@
-"""The validated stage's tables: Arrow IPC files compressed with LZ4.
+"""The temp stages' tables: Arrow IPC files compressed with LZ4.
 
-A validated part holds one staged response's valid rows (with their flags) between the validate
-and the publish stage: written once (and rewritten when a session-wide check ORs a flag into
-it), read back once by the publish stage, removed with the session's temp directories, never
-read by anyone else. It is kept as a file at all so that publishing can be re-run or resumed on
-its own, in another process.
+A staged part is one answer as the client wrote it (``ThetaClient.fetch_to_arrow``, the
+``ArrowSink``), read back once by the validate stage. A validated part holds its valid rows
+(with their flags) between the validate and the publish stage: written here once (and rewritten
+when a session-wide check ORs a flag into it), read back once by the publish stage. Both are
+removed with the session's temp directories and never read by anyone else; they are files at
+all so that each stage can be re-run or resumed on its own, in another process.
 
-Why not parquet: the day's rows were encoded twice, once into zstd parquet here and once into the
-published file. On a full-chain day (10.6 M rows, ``bench/RESULTS.md``) writing the validated
-parts as zstd parquet took 7.3 CPU-seconds, half of the validate stage, and reading them back
-2.0; Arrow IPC with LZ4 takes 2.1 and 0.5, for files 27 % larger (they live minutes, in
-``storage.temp_dir``). Written like every other file: a temp name, fsync, rename, fsync of the
-directory (``core.storage.atomic``), so a crash leaves the old part or the new one.
+Why not parquet: the day's rows were encoded three times, twice into zstd parquet here and once
+into the published file. On a full-chain day (10.6 M rows, ``bench/RESULTS.md``) writing the
+validated parts as zstd parquet took 7.3 CPU-seconds, half of the validate stage, and reading
+them back 2.0; Arrow IPC with LZ4 takes 2.1 and 0.5, for files 27 % larger (they live minutes,
+in ``storage.temp_dir``). Written like every other file: a temp name, fsync, rename, fsync of
+the directory (``core.storage.atomic``), so a crash leaves the old part or the new one.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from spx_dagster.core.storage.atomic import (
     atomic_writer,
     ensure_dir,
 )
-
-STAGE_COMPRESSION = "lz4"
+from spx_dagster.core.thetadata.sinks import ARROW_COMPRESSION
 
 
 def write_stage_table(
@@ -41,7 +41,7 @@ def write_stage_table(
     """Write ``table`` to ``path`` as an LZ4 Arrow IPC file, atomically and durably."""
     path = Path(path)
     ensure_dir(path.parent, mode=dir_mode)
-    options = ipc.IpcWriteOptions(compression=STAGE_COMPRESSION)
+    options = ipc.IpcWriteOptions(compression=ARROW_COMPRESSION)
     with (
         atomic_writer(path, mode=file_mode) as out,
         ipc.new_file(out, table.schema, options=options) as writer,

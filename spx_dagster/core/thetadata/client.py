@@ -370,55 +370,20 @@ class ThetaClient:
         )
         return sink.table()
 
-    def fetch_to_parquet(
-        self,
-        dataset: str,
-        *,
-        root: str,
-        session_date: dt.date,
-        expiration: dt.date | None = None,
-        interval: str = "1m",
-        path: Path | str,
-        on_malformed: OnMalformed | None = None,
-    ) -> FetchResult:
+    def fetch_to_parquet(self, dataset: str, *, path: Path | str, **kwargs: Any) -> FetchResult:
         """Stage one answer as a zstd parquet file at ``path``, atomically (tmp, fsync, rename).
 
         On no data (472) no file is written and an existing one at ``path`` is removed, so a
         stale answer cannot pass for the new one. On error nothing at ``path`` changes.
-        Arguments as in :meth:`fetch_to`.
+        The other arguments (``root``, ``session_date``, ``expiration``, ``interval``,
+        ``on_malformed``) as in :meth:`fetch_to`.
         """
-        return self._fetch_to_file(
-            ParquetSink(Path(path), SCHEMAS[dataset]),
-            dataset,
-            root=root,
-            session_date=session_date,
-            expiration=expiration,
-            interval=interval,
-            on_malformed=on_malformed,
-        )
+        return self._fetch_to_file(ParquetSink(Path(path), SCHEMAS[dataset]), dataset, **kwargs)
 
-    def fetch_to_arrow(
-        self,
-        dataset: str,
-        *,
-        root: str,
-        session_date: dt.date,
-        expiration: dt.date | None = None,
-        interval: str = "1m",
-        path: Path | str,
-        on_malformed: OnMalformed | None = None,
-    ) -> FetchResult:
+    def fetch_to_arrow(self, dataset: str, *, path: Path | str, **kwargs: Any) -> FetchResult:
         """As :meth:`fetch_to_parquet`, into an LZ4 Arrow IPC file: how a session's answers are
         staged (read back once, by the validate stage; ``core.storage.stage_tables``)."""
-        return self._fetch_to_file(
-            ArrowSink(Path(path), SCHEMAS[dataset]),
-            dataset,
-            root=root,
-            session_date=session_date,
-            expiration=expiration,
-            interval=interval,
-            on_malformed=on_malformed,
-        )
+        return self._fetch_to_file(ArrowSink(Path(path), SCHEMAS[dataset]), dataset, **kwargs)
 
     def _fetch_to_file(self, sink: SegmentSink, dataset: str, **kwargs: Any) -> FetchResult:
         try:
