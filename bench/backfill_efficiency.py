@@ -4,9 +4,11 @@ A temporary home (SQLite instance, the repository's ``dagster.yaml``) points at 
 the ``realistic`` latency profile. Two sessions before the range are processed first
 (``spx-data process``) and ``spx-data backfill FROM TO --dry-run --json`` prints the estimate a
 first backfill gets (its overhead bound by the runs); then ``dagster-daemon run`` is started, a
-warm-up backfill of three more sessions runs, the estimate is taken again (its overhead measured
-from that backfill), and ``spx-data backfill FROM TO --wait --json`` is timed from start to exit,
-as a user would type it.
+warm-up backfill of three more sessions runs and the estimate is taken again (its overhead
+measured from that short backfill). A first backfill of N sessions follows ("the previous
+backfill", timed and estimated too), the estimate is taken once more (measured from it, as a
+researcher filling a history year after year sees it), and ``spx-data backfill FROM TO --wait
+--json`` of the next N sessions is timed from start to exit, as a user would type it.
 
 The simulator counts the lane-seconds it served (``/_sim/stats``: ``busy_lane_s``, the integral
 of requests holding one of its 4 slots):
@@ -15,7 +17,8 @@ of requests holding one of its 4 slots):
     efficiency     = wall / ideal               (target ≤ 1.15)
     lanes busy     = busy_lane_s / (lanes × wall)
     overhead       = (wall − ideal) / sessions
-    estimate error = estimate / wall − 1        (target within ±20 %, after a backfill)
+    estimate error = estimate / wall − 1        (target within ±20 %, after a backfill of
+                                                 the same size; after the 3-session warm-up too)
 
 Both the ``small`` and the ``full`` chain are run (``--quick``: 3 sessions of the tiny chain);
 ``SPX_BENCH_BACKFILL_RUNS=small:20`` picks the chains and sizes.
@@ -81,11 +84,44 @@ def _spx_data(args: list[str], env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
+def _timed_backfill(first: str, last: str, env: dict[str, str], sim, instance) -> dict:
+    """``spx-data backfill FIRST LAST --wait`` timed from start to exit: wall, the machine's
+    CPU, the simulator's lane-seconds and the runs' timeline."""
+    sim.control.reset_stats()
+    started, busy = time.monotonic(), _machine_busy_cpu_s()
+    outcome = _spx_data(["backfill", first, last, "--wait"], env)
+    wall, exited_at = time.monotonic() - started, time.time()
+    cpu = _machine_busy_cpu_s() - busy
+    stats = sim.control.stats()
+    runs = _timeline(instance, outcome["backfill_id"], list(outcome["run_ids"].values()), exited_at)
+    return {"outcome": outcome, "wall": wall, "cpu": cpu, "stats": stats, "runs": runs}
+
+
+def _error(estimate: dict, wall: float) -> float | None:
+    seconds = estimate.get("seconds")
+    return round(seconds / wall - 1, 3) if seconds else None
+
+
+def _estimate_figures(estimate: dict, wall: float) -> dict:
+    return {
+        "estimate_s": estimate.get("seconds"),
+        "estimate_basis": estimate.get("basis"),
+        "estimate_overhead_basis": estimate.get("overhead_basis"),
+        "estimate_pace_s": estimate.get("seconds_per_session"),
+        "estimate_pace_basis": estimate.get("pace_basis"),
+        "estimate_cpu_per_session_s": estimate.get("cpu_seconds_per_session"),
+        "estimate_measured_runs": estimate.get("measured_runs"),
+        "estimate_error": _error(estimate, wall),
+    }
+
+
 def one_backfill(chain: str, count: int) -> dict:
-    """Warm up, estimate, backfill ``count`` sessions of ``chain``; the figures of that run."""
+    """Warm up, backfill ``count`` sessions, estimate and backfill the next ``count``; the
+    figures of the last one (and of the first, as ``previous``)."""
     from spx_dagster.defs.instance_config import render_instance_yaml
 
-    days = _sessions(FIRST_SESSION, count)
+    days = _sessions(FIRST_SESSION, 2 * count)
+    before, days = days[:count], days[count:]
     first, last = days[0].isoformat(), days[-1].isoformat()
     warm = _warm_up_days(WARM_UP_PROCESSED + WARM_UP_BACKFILLED)
     processed, backfilled = warm[:WARM_UP_PROCESSED], warm[WARM_UP_PROCESSED:]
@@ -118,28 +154,45 @@ def one_backfill(chain: str, count: int) -> dict:
                 list(warm_outcome["run_ids"].values()),
                 time.time(),
             )
+            span = ["backfill", before[0].isoformat(), before[-1].isoformat()]
+            short_estimate = _spx_data([*span, "--dry-run"], env)["estimate"]
+            progress(f"{NAME}: {chain}: spx-data {' '.join(span)} --wait ({count}, previous)")
+            previous = _timed_backfill(*span[1:], env, sim, instance)
             estimate = _spx_data(["backfill", first, last, "--dry-run"], env)["estimate"]
-            sim.control.reset_stats()
             progress(f"{NAME}: {chain}: spx-data backfill {first} {last} --wait ({count})")
-            started, busy = time.monotonic(), _machine_busy_cpu_s()
-            outcome = _spx_data(["backfill", first, last, "--wait"], env)
-            wall, exited_at = time.monotonic() - started, time.time()
-            cpu = _machine_busy_cpu_s() - busy
-            stats = sim.control.stats()
-            runs = _timeline(
-                instance, outcome["backfill_id"], list(outcome["run_ids"].values()), exited_at
-            )
+            measured = _timed_backfill(first, last, env, sim, instance)
         finally:
             _stop(daemon)
-    lanes = stats["lanes"]
-    ideal = stats["busy_lane_s"] / lanes
-    estimated = estimate.get("seconds")
     return {
         "chain": chain,
         "sessions": count,
-        "sessions_done": outcome["done"],
         "first": first,
         "last": last,
+        **_backfill_figures(measured, count),
+        **_estimate_figures(estimate, measured["wall"]),
+        "first_backfill_estimate_s": first_estimate.get("seconds"),
+        "first_backfill_estimate_error": _error(first_estimate, measured["wall"]),
+        "previous": {
+            "first": before[0].isoformat(),
+            "last": before[-1].isoformat(),
+            **_backfill_figures(previous, count),
+            # Estimated after the 3-session warm-up only: a short backfill's measure.
+            **_estimate_figures(short_estimate, previous["wall"]),
+        },
+        "warm_up": {
+            "sessions": len(backfilled),
+            "machine_cpu_per_session_s": round(warm_cpu / len(backfilled), 1),
+            **warm_runs,
+        },
+    }
+
+
+def _backfill_figures(timed: dict, count: int) -> dict:
+    stats, wall, runs = timed["stats"], timed["wall"], timed["runs"]
+    lanes = stats["lanes"]
+    ideal = stats["busy_lane_s"] / lanes
+    return {
+        "sessions_done": timed["outcome"]["done"],
         "wall_s": round(wall, 1),
         "ideal_s": round(ideal, 1),
         "efficiency": round(wall / ideal, 2) if ideal else None,
@@ -149,26 +202,10 @@ def one_backfill(chain: str, count: int) -> dict:
         if stats["first_request_at"] and stats["last_request_end_at"]
         else None,
         "requests": stats["requests"],
-        "estimate_s": estimated,
-        "estimate_basis": estimate.get("basis"),
-        "estimate_overhead_basis": estimate.get("overhead_basis"),
-        "estimate_pace_s": estimate.get("seconds_per_session"),
-        "estimate_pace_basis": estimate.get("pace_basis"),
-        "estimate_cpu_per_session_s": estimate.get("cpu_seconds_per_session"),
-        "estimate_error": round(estimated / wall - 1, 3) if estimated else None,
-        "first_backfill_estimate_s": first_estimate.get("seconds"),
-        "first_backfill_estimate_error": round(first_estimate["seconds"] / wall - 1, 3)
-        if first_estimate.get("seconds")
-        else None,
         "pace_s": round(runs["runs_span_s"] / count, 2) if runs.get("runs_span_s") else None,
         # The machine's busy CPU seconds per session (every process: ours, the daemon, the
         # simulator): on two cores a backfill's pace cannot beat this ÷ the cores.
-        "machine_cpu_per_session_s": round(cpu / count, 1),
-        "warm_up": {
-            "sessions": len(backfilled),
-            "machine_cpu_per_session_s": round(warm_cpu / len(backfilled), 1),
-            **warm_runs,
-        },
+        "machine_cpu_per_session_s": round(timed["cpu"] / count, 1),
         **runs,
     }
 

@@ -62,23 +62,32 @@ def describe_estimate(estimate: dict) -> str:
 
 
 OVERHEAD_BASIS_TEXT = {
-    "backfill": "measured in the last backfill",
     "runs": "bound by the runs so far",
     "default": "a default",
 }
 
 
+def _measured_where(estimate: dict) -> str:
+    """``measured over the 20 runs of the last backfill`` (or of the last N backfills)."""
+    runs, backfills = estimate.get("measured_runs", 0), estimate.get("measured_backfills", 0)
+    where = "the last backfill" if backfills <= 1 else f"the last {backfills} backfills"
+    return f"measured over the {runs} runs of {where}" if runs else f"measured in {where}"
+
+
 def pace_text(estimate: dict) -> str:
-    """``~4.3 s a session: 1.5 s of terminal time, 2.8 s of overhead (measured in the last
-    backfill); 3 runs at once``: the estimate's model in words."""
+    """``~4.3 s a session: 1.5 s of terminal time, 2.8 s of overhead (measured over the 20
+    runs of the last backfill); 3 runs at once``: the estimate's model in words."""
     from spx_dagster.core.units import human_seconds
 
-    overhead_basis = OVERHEAD_BASIS_TEXT[estimate["overhead_basis"]]
+    if estimate["overhead_basis"] == "backfill":
+        overhead_basis = _measured_where(estimate)
+    else:
+        overhead_basis = OVERHEAD_BASIS_TEXT[estimate["overhead_basis"]]
     if estimate.get("pace_basis") == "cpu":
         overhead_basis = (
             f"the machine's {human_seconds(estimate['cpu_seconds_per_session'])} of CPU a "
             f"session on {estimate['cores']} core{'s' if estimate['cores'] != 1 else ''}, "
-            "measured in the last backfill"
+            f"{_measured_where(estimate)}"
         )
     return (
         f"~{human_seconds(estimate['seconds_per_session'])} a session: "

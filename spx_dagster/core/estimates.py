@@ -8,13 +8,14 @@ So the model is the issue's "terminal time ÷ lanes + measured overhead":
     seconds  = fixed + N × pace
     pace     = max(terminal + overhead, cpu ÷ cores)   (a session ends every pace seconds)
     terminal = median fetch-stage seconds of published sessions ÷ fetches_at_once
-    overhead = what the latest finished backfill spent per session beyond its terminal time:
-               the time between its runs' ends ((last end − first end) ÷ (runs − 1)) less the
-               terminal time; before any backfill, the bound the runs set, (worker start +
+    overhead = what the latest finished backfills spent per session beyond their terminal
+               time: the time between their runs' ends (Σ(last end − first end) ÷ Σ(runs − 1),
+               over the latest backfill and as many before it as it takes to cover 20 runs)
+               less the terminal time; before any backfill, the bound the runs set, (worker start +
                median run) ÷ runs at once, less the terminal time (never below 0)
-    cpu      = the machine's busy CPU seconds per session during that backfill (every process:
+    cpu      = the machine's busy CPU seconds per session during those backfills (every process:
                run workers, the daemon, the terminal; ``core.cpu_clock``): the counter's rise
-               from the backfill's submission to its last session's publish ÷ its sessions. Where
+               from each backfill's submission to its last session's publish ÷ its sessions. Where
                the cores are the bottleneck this, not the runs' ends, sets the pace: a short
                backfill's runs start together and end bunched, which says little of the pace
     fixed    = the backfill daemon's cadence (Dagster wakes it every 30 s: the first runs start
@@ -52,6 +53,9 @@ WINDOW_OPENS_BEFORE_RUN_S = 15.0
 # A backfill is measured once it has this many successful runs (fewer say more about the start
 # and the end of a backfill than about its pace).
 MIN_MEASURED_RUNS = 3
+# The pace is measured over at least this many runs where the history has them: the latest
+# finished backfill and as many before it as it takes.
+MEASURED_RUNS_WANTED = 20
 
 
 class PublishedSizes(Protocol):
@@ -93,6 +97,8 @@ class GapEstimate:
     cpu_seconds_per_session: float | None = None  # the machine's, in the measured backfill
     cores: int | None = None
     pace_basis: str = "runs"  # "cpu" when cpu ÷ cores set the pace, else "runs"
+    measured_runs: int = 0  # the finished backfills' runs the overhead was measured over
+    measured_backfills: int = 0
 
     def to_dict(self) -> dict:
         """The ``estimate`` document of ``--json`` (seconds rounded to tenths)."""
@@ -124,14 +130,15 @@ def _fetch_seconds(fact: PublishedSizes) -> float | None:
 
 @dataclass(frozen=True)
 class MeasuredBackfill:
-    """The pace of a finished backfill: seconds between its runs' ends, and its first run's
-    length (the pipeline filling)."""
+    """The pace of the latest finished backfills: seconds between their runs' ends, and the
+    latest one's first run's length (the pipeline filling)."""
 
     pace_s: float
     first_run_s: float
     runs: int
     cpu_per_session_s: float | None = None  # the machine's busy CPU seconds (``cpu_of``)
     cores: int | None = None
+    backfills: int = 1
 
 
 def _submitted(runs: list[RunTimes]) -> CpuReading | None:
@@ -147,9 +154,9 @@ def _submitted(runs: list[RunTimes]) -> CpuReading | None:
 
 
 def _cpu_of(runs: list[RunTimes], windows: Mapping[object, CpuWindow]) -> tuple[float, int] | None:
-    """The machine's busy CPU seconds per session over ``runs`` and its cores; None unless
-    every run's session has a window taken during it, all in one boot (a session published
-    again since records another run's window).
+    """The machine's busy CPU seconds over ``runs`` (all of them, not per session) and its
+    cores; None unless every run's session has a window taken during it, all in one boot (a
+    session published again since records another run's window).
 
     From the backfill's submission (tagged on its runs) to its last publish: a short backfill's
     runs spend half their CPU outside their sessions' windows (worker start, Dagster's
@@ -171,15 +178,12 @@ def _cpu_of(runs: list[RunTimes], windows: Mapping[object, CpuWindow]) -> tuple[
     submitted = _submitted(runs)
     if submitted is not None and submitted.boot == found[0].boot and submitted.busy_s <= start:
         start = submitted.busy_s
-    busy = max(w.end_busy_s for w in found) - start
-    return busy / len(found), found[-1].cores
+    return max(w.end_busy_s for w in found) - start, found[-1].cores
 
 
-def measured_backfill(
-    runs: Iterable[RunTimes], windows: Mapping[object, CpuWindow] | None = None
-) -> MeasuredBackfill | None:
-    """The latest finished backfill with ``MIN_MEASURED_RUNS`` successful runs, or None;
-    ``windows`` (session → its CPU window) give its CPU per session where they cover it."""
+def _finished_backfills(runs: Iterable[RunTimes]) -> list[list[RunTimes]]:
+    """The successful runs of every finished backfill with ``MIN_MEASURED_RUNS`` of them, the
+    latest (by its last run's end) first."""
     by_backfill: dict[str, list[RunTimes]] = defaultdict(list)
     live: set[str] = set()
     for run in runs:
@@ -194,18 +198,48 @@ def measured_backfill(
         for backfill_id, group in by_backfill.items()
         if backfill_id not in live and len(group) >= MIN_MEASURED_RUNS
     ]
-    if not finished:
+    return sorted(finished, key=lambda group: max(r.end_time for r in group), reverse=True)
+
+
+def measured_backfill(
+    runs: Iterable[RunTimes], windows: Mapping[object, CpuWindow] | None = None
+) -> MeasuredBackfill | None:
+    """The pace of the latest finished backfill and, until ``MEASURED_RUNS_WANTED`` runs are
+    covered, of those before it; None before any finished backfill of ``MIN_MEASURED_RUNS``.
+    ``windows`` (session → its CPU window) give the CPU per session where they cover them.
+
+    A short backfill says little of a long one's pace (its runs never queue; bench/RESULTS.md
+    measured a 3-session one 28 % short of a 20-session one), so a short test backfill after a
+    long one does not replace the long one's measure: it joins it, weighted by its runs.
+    """
+    pooled: list[list[RunTimes]] = []
+    for group in _finished_backfills(runs):
+        pooled.append(group)
+        if sum(len(g) for g in pooled) >= MEASURED_RUNS_WANTED:
+            break
+    if not pooled:
         return None
-    latest = max(finished, key=lambda group: max(r.end_time for r in group))
-    ends = sorted(r.end_time for r in latest)
+    spans = gaps = 0.0
+    busy = 0.0
+    busy_sessions, cores = 0, None
+    for group in pooled:
+        ends = sorted(r.end_time for r in group)
+        spans += ends[-1] - ends[0]
+        gaps += len(ends) - 1
+        cpu = _cpu_of(group, windows or {})
+        if cpu is not None:
+            busy += cpu[0]
+            busy_sessions += len(group)
+            cores = cores or cpu[1]
+    latest = pooled[0]
     first = min(latest, key=lambda r: r.start_time)
-    cpu = _cpu_of(latest, windows or {})
     return MeasuredBackfill(
-        pace_s=(ends[-1] - ends[0]) / (len(ends) - 1),
+        pace_s=spans / gaps,
         first_run_s=first.end_time - first.start_time,
-        runs=len(latest),
-        cpu_per_session_s=cpu[0] if cpu else None,
-        cores=cpu[1] if cpu else None,
+        runs=sum(len(g) for g in pooled),
+        cpu_per_session_s=busy / busy_sessions if busy_sessions else None,
+        cores=cores,
+        backfills=len(pooled),
     )
 
 
@@ -263,6 +297,8 @@ def estimate(
         cpu_seconds_per_session=measured.cpu_per_session_s if measured else None,
         cores=measured.cores if measured else None,
         pace_basis=pace_basis,
+        measured_runs=measured.runs if measured else 0,
+        measured_backfills=measured.backfills if measured else 0,
     )
 
 

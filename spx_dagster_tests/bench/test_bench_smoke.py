@@ -152,8 +152,13 @@ def test_backfill_efficiency_measures_the_terminal_time_of_a_daemon_backfill():
     assert 0 < chain["ideal_s"] < chain["wall_s"]
     assert 0 < chain["lanes_busy"] <= 1
     assert chain["requests"] > 0 and chain["estimate_s"] > 0
-    # The estimate after the warm-up backfill measures its overhead from that backfill's runs.
+    # The estimate after the previous backfill measures its overhead from the runs of it and,
+    # a short one, the warm-up's before it; the previous one's own estimate from the warm-up's.
     assert chain["estimate_overhead_basis"] == "backfill"
+    assert chain["estimate_measured_runs"] == chain["sessions"] + chain["warm_up"]["runs"]
+    previous = chain["previous"]
+    assert previous["sessions_done"] == chain["sessions"] and previous["last"] < chain["first"]
+    assert previous["estimate_measured_runs"] == chain["warm_up"]["runs"]
     assert chain["first_backfill_estimate_s"] > 0 and chain["pace_s"] > 0
 
 

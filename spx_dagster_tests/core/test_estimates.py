@@ -1,5 +1,5 @@
 """The backfill estimate (``core/estimates.py``): terminal time ÷ the fetches the pool admits,
-plus the overhead the latest finished backfill measured (or the bound the runs set before any
+plus the overhead the latest finished backfills measured (or the bound the runs set before any
 backfill), plus the backfill daemon's cadence."""
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from spx_dagster.core.cpu_clock import (
 )
 from spx_dagster.core.estimates import (
     BACKFILL_DAEMON_CADENCE_S,
+    MEASURED_RUNS_WANTED,
     RUN_WORKER_START_S,
     estimate,
     measured_backfill,
 )
 from spx_dagster.core.history import RunFact
 
-DAYS = [dt.date(2024, 9, 3) + dt.timedelta(days=i) for i in range(6)]
+DAYS = [dt.date(2024, 9, 3) + dt.timedelta(days=i) for i in range(30)]
 
 
 @dataclass
@@ -92,20 +93,41 @@ def test_a_terminal_bound_history_has_no_overhead_beyond_the_terminal() -> None:
 
 def test_the_latest_finished_backfill_measures_the_pace() -> None:
     published = [Published(d) for d in DAYS]
-    # An older, slower backfill; then one whose 4 runs of 10 s end 6 s apart.
+    # An older, slower backfill; then one of 20 runs of 10 s whose ends are 6 s apart: it
+    # covers MEASURED_RUNS_WANTED on its own, so the older one says nothing.
     old = backfill_runs("old", [0.0, 50.0, 100.0], 10.0)
-    new = backfill_runs("new", [1000.0, 1006.0, 1012.0, 1018.0], 10.0)
+    new = backfill_runs("new", [1000.0 + 6 * i for i in range(20)], 10.0)
     measured = measured_backfill(old + new)
     assert measured.pace_s == pytest.approx(6.0) and measured.first_run_s == 10.0
+    assert measured.runs == MEASURED_RUNS_WANTED and measured.backfills == 1
     est = estimate(20, published, fetches_at_once=1, runs=old + new)
     assert est.overhead_basis == "backfill"
+    assert est.measured_runs == 20 and est.measured_backfills == 1
+    assert "measured over the 20 runs of the last backfill" in pace_text(est.to_dict())
     assert est.seconds_per_session == pytest.approx(6.0)
     assert est.overhead_seconds_per_session == pytest.approx(6.0 - 4.0)
     assert est.seconds == pytest.approx(BACKFILL_DAEMON_CADENCE_S + (10.0 - 6.0) + 20 * 6.0)
     # Its own size, estimated from itself: its first start to last end, plus the cadence.
-    assert estimate(4, published, runs=new).seconds == pytest.approx(
-        BACKFILL_DAEMON_CADENCE_S + 28.0
+    assert estimate(20, published, runs=new).seconds == pytest.approx(
+        BACKFILL_DAEMON_CADENCE_S + 19 * 6.0 + 10.0
     )
+
+
+def test_a_short_backfill_joins_the_measure_of_the_long_one_before_it() -> None:
+    # 17 runs whose ends are 6 s apart, then a 3-run test backfill whose ends are 1 s apart
+    # (its runs never queued): the pace is weighted by the runs, 16 gaps of 6 s and 2 of 1 s.
+    long = backfill_runs("long", [100.0 + 6 * i for i in range(17)], 10.0)
+    short = backfill_runs("short", [500.0, 501.0, 502.0], 10.0)
+    measured = measured_backfill(long + short)
+    assert measured.runs == 20 and measured.backfills == 2
+    assert measured.pace_s == pytest.approx((16 * 6.0 + 2 * 1.0) / 18)
+    # The first run (the pipeline filling) is the latest backfill's.
+    assert measured.first_run_s == 10.0
+    est = estimate(5, [Published(d) for d in DAYS], runs=long + short)
+    assert "measured over the 20 runs of the last 2 backfills" in pace_text(est.to_dict())
+    # The CPU per session too: windows cover only the short one here, so it alone says.
+    windows = {p.session: CpuWindow.from_json(p.cpu_window) for p in windowed(short, 9.0)}
+    assert measured_backfill(long + short, windows).cpu_per_session_s == pytest.approx(9.0)
 
 
 def test_live_small_or_failed_backfills_are_not_measured() -> None:
