@@ -177,7 +177,7 @@ class SessionRun:
     def wait(self) -> SessionOutcome:
         """Block until the run ends (interruptible by Ctrl-C in the main thread)."""
         while not self.join(0.2):
-            pass
+            continue  # short waits, so that Ctrl-C reaches the main thread
         if self._error is not None:
             raise self._error
         assert self.outcome is not None
@@ -347,7 +347,7 @@ def refresh_catalog(instance: dg.DagsterInstance, *, tags: Mapping[str, str]) ->
     while True:
         try:
             while not done.wait(0.2):
-                pass
+                continue  # short waits, so that Ctrl-C reaches the main thread
             break
         except KeyboardInterrupt:
             interrupted = True

@@ -20,6 +20,7 @@ Otherwise it returns None and the caller opens the instance as before. Read-only
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -213,7 +214,7 @@ def open_sqlite_facts(dagster_home: Path) -> SqliteFacts | None:
     if _own_storage(dagster_home) or not all(p.is_file() for p in paths.values()):
         return None
     connections = {}
-    try:
+    with contextlib.suppress(sqlite3.Error, LookupError):
         for name, path in paths.items():
             connections[name] = _connect(path)
             if not _has_columns(connections[name], _NEEDED[name]):
@@ -221,8 +222,6 @@ def open_sqlite_facts(dagster_home: Path) -> SqliteFacts | None:
         facts = SqliteFacts(connections["runs.db"], connections["runs/index.db"])
         if facts.quiet():
             return facts
-    except (sqlite3.Error, LookupError):
-        pass
     for connection in connections.values():
         connection.close()
     return None

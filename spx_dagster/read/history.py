@@ -117,12 +117,10 @@ class History:
         of the manifests when ``snapshot``; an action that reads its own manifest re-reads it).
         """
         with self._lock, _interrupts():
-            try:
+            with contextlib.suppress(duckdb.IOException, FileReplaced):
                 if snapshot:
                     self.committed()  # creating a view checks that its files exist
                 return action()
-            except (duckdb.IOException, FileReplaced):
-                pass
             try:
                 if snapshot:
                     self.committed(force=True)

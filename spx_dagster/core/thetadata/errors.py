@@ -8,6 +8,7 @@ history groups by), ``retryable`` and a message that ends with what to do about 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
 from urllib.parse import urlsplit
@@ -218,10 +219,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -19,6 +19,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -186,11 +187,9 @@ def _bad_values(text: pa.Array, out: pa.Field) -> list[int]:
     flags = pc.fill_null(candidate, out.nullable).to_pylist()
     bad = [i for i, ok in enumerate(flags) if not ok]
     passed = [i for i, ok in enumerate(flags) if ok]
-    try:
+    with contextlib.suppress(pa.ArrowInvalid, ValueError):
         convert_column(text.take(pa.array(passed, pa.int64())), out)
         return bad
-    except (pa.ArrowInvalid, ValueError):
-        pass
     # The pattern passed values the cast still rejects (int16 overflow, month 13): check each.
     for i in passed:
         try:
@@ -213,18 +212,14 @@ class BatchConverter:
 
     def convert(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[MalformedRow]]:
         """The typed batch and the rows dropped from it as (line text, reason)."""
-        try:
+        with contextlib.suppress(pa.ArrowInvalid, ValueError):
             return self._convert_all(batch), []
-        except (pa.ArrowInvalid, ValueError):
-            pass
         reasons: dict[int, str] = {}
         for out, wire in self.spec.fields:
             text = batch.column(wire)
-            try:
+            with contextlib.suppress(pa.ArrowInvalid, ValueError):
                 convert_column(text, out)
                 continue
-            except (pa.ArrowInvalid, ValueError):
-                pass
             for i in _bad_values(text, out):
                 value = text[i].as_py()
                 reasons.setdefault(
