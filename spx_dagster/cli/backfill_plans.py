@@ -87,7 +87,11 @@ def pace_text(estimate: dict) -> str:
         overhead_basis = (
             f"the machine's {human_seconds(estimate['cpu_seconds_per_session'])} of CPU a "
             f"session on {estimate['cores']} core{'s' if estimate['cores'] != 1 else ''}, "
-            f"{_measured_where(estimate)}"
+            + (
+                _measured_where(estimate)
+                if estimate["overhead_basis"] == "backfill"
+                else "as the published sessions' processing used it, and the daemon's share"
+            )
         )
     return (
         f"~{human_seconds(estimate['seconds_per_session'])} a session: "

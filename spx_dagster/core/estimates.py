@@ -17,7 +17,9 @@ So the model is the issue's "terminal time ÷ lanes + measured overhead":
                run workers, the daemon, the terminal; ``core.cpu_clock``): the counter's rise
                from each backfill's submission to its last session's publish ÷ its sessions. Where
                the cores are the bottleneck this, not the runs' ends, sets the pace: a short
-               backfill's runs start together and end bunched, which says little of the pace
+               backfill's runs start together and end bunched, which says little of the pace.
+               Before any backfill: the median window of the published sessions (their runs'
+               or ``process`` commands' CPU) plus what a backfill's run adds around it
     fixed    = the backfill daemon's cadence (Dagster wakes it every 30 s: the first runs start
                up to 30 s after the submission, the backfill ends up to 30 s after its last
                run) + the first run's length beyond one pace (the pipeline filling)
@@ -50,6 +52,11 @@ RUN_WORKER_START_S = 5.0
 # A session's CPU window opens when its run worker loads the code, which is before Dagster records
 # the run's start (the code location's load, ~2-5 s on two cores), and closes before its end.
 WINDOW_OPENS_BEFORE_RUN_S = 15.0
+# What a backfill's run costs the machine beyond its session's own CPU window (the daemon's
+# loops, the code server's launch, `backfill --wait` polling): measured per small-chain session
+# of a 10-session backfill on two cores, daemon 0.9 + code server 0.7 + CLI 0.45 CPU-s (bench
+# RESULTS "the estimate before any backfill"). Only used before any backfill is measured.
+RUN_MACHINE_CPU_S = 2.0
 # A backfill is measured once it has this many successful runs (fewer say more about the start
 # and the end of a backfill than about its pace).
 MIN_MEASURED_RUNS = 3
@@ -243,6 +250,17 @@ def measured_backfill(
     )
 
 
+def _processed_cpu(windows: Iterable[CpuWindow]) -> tuple[float | None, int | None]:
+    """Before any backfill: the machine's median busy CPU seconds in a published session's
+    window (its run's process from code load to publish, or a ``process`` command's) plus what a
+    backfill's run adds around it (``RUN_MACHINE_CPU_S``); (None, None) without windows."""
+    found = list(windows)
+    if not found:
+        return None, None
+    busy = statistics.median(w.busy_s for w in found)
+    return busy + RUN_MACHINE_CPU_S, found[-1].cores
+
+
 def estimate(
     gap_count: int,
     published: Iterable[PublishedSizes],
@@ -275,10 +293,16 @@ def estimate(
             cpu_pace = measured.cpu_per_session_s / measured.cores
             if cpu_pace > terminal + overhead:
                 overhead, pace_basis = cpu_pace - terminal, "cpu"
+        cpu_per_session, cores = measured.cpu_per_session_s, measured.cores
     else:
         first_run = RUN_WORKER_START_S + run_s
         overhead = max(0.0, first_run / at_once - terminal)
         overhead_basis = "runs" if secs else "default"
+        cpu_per_session, cores = _processed_cpu(windows.values())
+        if cpu_per_session is not None and cores:
+            cpu_pace = cpu_per_session / cores
+            if cpu_pace > terminal + overhead:
+                overhead, pace_basis = cpu_pace - terminal, "cpu"
     pace = terminal + overhead
     fixed = BACKFILL_DAEMON_CADENCE_S + max(0.0, first_run - pace) if gap_count else 0.0
     return GapEstimate(
@@ -294,8 +318,8 @@ def estimate(
         overhead_seconds_per_session=overhead,
         overhead_basis=overhead_basis,
         fixed_seconds=fixed,
-        cpu_seconds_per_session=measured.cpu_per_session_s if measured else None,
-        cores=measured.cores if measured else None,
+        cpu_seconds_per_session=cpu_per_session,
+        cores=cores,
         pace_basis=pace_basis,
         measured_runs=measured.runs if measured else 0,
         measured_backfills=measured.backfills if measured else 0,

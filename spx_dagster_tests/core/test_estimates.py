@@ -25,6 +25,7 @@ from spx_dagster.core.cpu_clock import (
 from spx_dagster.core.estimates import (
     BACKFILL_DAEMON_CADENCE_S,
     MEASURED_RUNS_WANTED,
+    RUN_MACHINE_CPU_S,
     RUN_WORKER_START_S,
     estimate,
     measured_backfill,
@@ -81,6 +82,28 @@ def test_before_any_backfill_the_runs_bound_the_pace() -> None:
     assert est.overhead_seconds_per_session == pytest.approx(run / 3 - 4)
     assert est.fixed_seconds == pytest.approx(BACKFILL_DAEMON_CADENCE_S + run - run / 3)
     assert est.seconds == pytest.approx(est.fixed_seconds + 10 * run / 3)
+
+
+def test_before_any_backfill_the_processed_sessions_cpu_bounds_the_pace() -> None:
+    # Sessions processed with 20 CPU-s of the machine each (their windows), on 2 cores: a run
+    # adds RUN_MACHINE_CPU_S around its window, so one session every (20 + 2) / 2 s, slower
+    # than the runs' bound of (5 + 10) / 3 s.
+    published = [
+        Published(d, cpu_window=("b", 2, 100.0 * i, 100.0 * i + 10, 50.0 * i, 50.0 * i + 20))
+        for i, d in enumerate(DAYS[:6])
+    ]
+    est = estimate(10, published, fetches_at_once=1)
+    assert est.overhead_basis == "runs" and est.pace_basis == "cpu"
+    assert est.cpu_seconds_per_session == pytest.approx(20.0 + RUN_MACHINE_CPU_S)
+    assert est.seconds_per_session == pytest.approx((20.0 + RUN_MACHINE_CPU_S) / 2)
+    text = pace_text(est.to_dict())
+    assert "as the published sessions' processing used it" in text and "last backfill" not in text
+    # A light session leaves the runs' bound in charge.
+    light = [
+        dataclasses.replace(p, cpu_window=(*p.cpu_window[:5], p.cpu_window[4] + 1.0))
+        for p in published
+    ]
+    assert estimate(10, light, fetches_at_once=1).pace_basis == "runs"
 
 
 def test_a_terminal_bound_history_has_no_overhead_beyond_the_terminal() -> None:
