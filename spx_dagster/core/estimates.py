@@ -55,7 +55,7 @@ WINDOW_OPENS_BEFORE_RUN_S = 15.0
 # What a backfill's run costs the machine beyond its session's own CPU window (the daemon's
 # loops, the code server's launch, `backfill --wait` polling): measured per small-chain session
 # of a 10-session backfill on two cores, daemon 0.9 + code server 0.7 + CLI 0.45 CPU-s (bench
-# RESULTS "the estimate before any backfill"). Only used before any backfill is measured.
+# RESULTS "The estimate over 20 runs"). Only used before any backfill is measured.
 RUN_MACHINE_CPU_S = 2.0
 # A backfill is measured once it has this many successful runs (fewer say more about the start
 # and the end of a backfill than about its pace).
@@ -101,7 +101,8 @@ class GapEstimate:
     overhead_seconds_per_session: float = 0.0
     overhead_basis: str = "default"  # "backfill" (measured), "runs" (their bound) or "default"
     fixed_seconds: float = 0.0
-    cpu_seconds_per_session: float | None = None  # the machine's, in the measured backfill
+    # The machine's, in the measured backfills (before any: the processed sessions' + a run's).
+    cpu_seconds_per_session: float | None = None
     cores: int | None = None
     pace_basis: str = "runs"  # "cpu" when cpu ÷ cores set the pace, else "runs"
     measured_runs: int = 0  # the finished backfills' runs the overhead was measured over
@@ -216,8 +217,9 @@ def measured_backfill(
     ``windows`` (session → its CPU window) give the CPU per session where they cover them.
 
     A short backfill says little of a long one's pace (its runs never queue; bench/RESULTS.md
-    measured a 3-session one 28 % short of a 20-session one), so a short test backfill after a
-    long one does not replace the long one's measure: it joins it, weighted by its runs.
+    measured an estimate from a 3-session one 25 % off a 20-session one, both ways), so a
+    short test backfill after a long one does not replace the long one's measure: it joins
+    it, weighted by its runs.
     """
     pooled: list[list[RunTimes]] = []
     for group in _finished_backfills(runs):
