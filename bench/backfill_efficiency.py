@@ -143,16 +143,8 @@ def one_backfill(chain: str, count: int) -> dict:
         daemon, instance = _start_daemon(home, env, home / "daemon.log")
         try:
             progress(f"{NAME}: {chain} warm-up backfill of {len(backfilled)} sessions")
-            busy = _machine_busy_cpu_s()
-            warm_outcome = _spx_data(
-                ["backfill", backfilled[0].isoformat(), backfilled[-1].isoformat(), "--wait"], env
-            )
-            warm_cpu = _machine_busy_cpu_s() - busy
-            warm_runs = _timeline(
-                instance,
-                warm_outcome["backfill_id"],
-                list(warm_outcome["run_ids"].values()),
-                time.time(),
+            warm_up = _timed_backfill(
+                backfilled[0].isoformat(), backfilled[-1].isoformat(), env, sim, instance
             )
             span = ["backfill", before[0].isoformat(), before[-1].isoformat()]
             short_estimate = _spx_data([*span, "--dry-run"], env)["estimate"]
@@ -181,8 +173,8 @@ def one_backfill(chain: str, count: int) -> dict:
         },
         "warm_up": {
             "sessions": len(backfilled),
-            "machine_cpu_per_session_s": round(warm_cpu / len(backfilled), 1),
-            **warm_runs,
+            "machine_cpu_per_session_s": round(warm_up["cpu"] / len(backfilled), 1),
+            **warm_up["runs"],
         },
     }
 

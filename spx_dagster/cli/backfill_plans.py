@@ -65,6 +65,9 @@ OVERHEAD_BASIS_TEXT = {
     "runs": "bound by the runs so far",
     "default": "a default",
 }
+CPU_BEFORE_ANY_BACKFILL_TEXT = (
+    "as the published sessions' processing used it, and the daemon's share"
+)
 
 
 def _measured_where(estimate: dict) -> str:
@@ -79,19 +82,17 @@ def pace_text(estimate: dict) -> str:
     runs of the last backfill); 3 runs at once``: the estimate's model in words."""
     from spx_dagster.core.units import human_seconds
 
-    if estimate["overhead_basis"] == "backfill":
+    measured = estimate["overhead_basis"] == "backfill"
+    if measured:
         overhead_basis = _measured_where(estimate)
     else:
         overhead_basis = OVERHEAD_BASIS_TEXT[estimate["overhead_basis"]]
     if estimate.get("pace_basis") == "cpu":
+        cpu_source = overhead_basis if measured else CPU_BEFORE_ANY_BACKFILL_TEXT
         overhead_basis = (
             f"the machine's {human_seconds(estimate['cpu_seconds_per_session'])} of CPU a "
             f"session on {estimate['cores']} core{'s' if estimate['cores'] != 1 else ''}, "
-            + (
-                _measured_where(estimate)
-                if estimate["overhead_basis"] == "backfill"
-                else "as the published sessions' processing used it, and the daemon's share"
-            )
+            f"{cpu_source}"
         )
     return (
         f"~{human_seconds(estimate['seconds_per_session'])} a session: "

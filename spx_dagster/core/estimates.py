@@ -222,9 +222,11 @@ def measured_backfill(
     it, weighted by its runs.
     """
     pooled: list[list[RunTimes]] = []
+    covered = 0
     for group in _finished_backfills(runs):
         pooled.append(group)
-        if sum(len(g) for g in pooled) >= MEASURED_RUNS_WANTED:
+        covered += len(group)
+        if covered >= MEASURED_RUNS_WANTED:
             break
     if not pooled:
         return None
@@ -245,7 +247,7 @@ def measured_backfill(
     return MeasuredBackfill(
         pace_s=spans / gaps,
         first_run_s=first.end_time - first.start_time,
-        runs=sum(len(g) for g in pooled),
+        runs=covered,
         cpu_per_session_s=busy / busy_sessions if busy_sessions else None,
         cores=cores,
         backfills=len(pooled),
@@ -287,24 +289,20 @@ def estimate(
     run_s = statistics.median(secs) if secs else DEFAULT_SECONDS_PER_SESSION
     terminal = (fetch_s if fetch_s is not None else run_s) / slots
     measured = measured_backfill(runs, windows)
-    pace_basis = "runs"
     if measured is not None:
         overhead, overhead_basis = max(0.0, measured.pace_s - terminal), "backfill"
         first_run = measured.first_run_s
-        if measured.cpu_per_session_s is not None and measured.cores:
-            cpu_pace = measured.cpu_per_session_s / measured.cores
-            if cpu_pace > terminal + overhead:
-                overhead, pace_basis = cpu_pace - terminal, "cpu"
         cpu_per_session, cores = measured.cpu_per_session_s, measured.cores
     else:
         first_run = RUN_WORKER_START_S + run_s
         overhead = max(0.0, first_run / at_once - terminal)
         overhead_basis = "runs" if secs else "default"
         cpu_per_session, cores = _processed_cpu(windows.values())
-        if cpu_per_session is not None and cores:
-            cpu_pace = cpu_per_session / cores
-            if cpu_pace > terminal + overhead:
-                overhead, pace_basis = cpu_pace - terminal, "cpu"
+    pace_basis = "runs"
+    if cpu_per_session is not None and cores:
+        cpu_pace = cpu_per_session / cores
+        if cpu_pace > terminal + overhead:
+            overhead, pace_basis = cpu_pace - terminal, "cpu"
     pace = terminal + overhead
     fixed = BACKFILL_DAEMON_CADENCE_S + max(0.0, first_run - pace) if gap_count else 0.0
     return GapEstimate(
